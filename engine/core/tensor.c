@@ -64,6 +64,11 @@ size_t vd_tensor_nbytes(const vd_tensor *t)
 
 bool vd_tensor_is_contiguous(const vd_tensor *t)
 {
+    /* No elements: any strides describe the same (empty) memory.  Without
+     * this, [3, 0] as vd_tensor_init lays it out would not count. */
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0)
+            return true;
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != s)
@@ -146,6 +151,12 @@ vd_status vd_tensor_slice(const vd_tensor *t, int dim, int64_t begin, int64_t en
     vd_tensor r = *t;
     r.owner = NULL;
     r.shape[dim] = end - begin;
+    /* Block-quantized tensors must stay contiguous (tensor.h): slicing a
+     * middle dimension of [2, 4, 64] would not be. */
+    if (tr->block_elems > 1 && !vd_tensor_is_contiguous(&r))
+        return vd_error(VD_ERR_UNSUPPORTED, "slice [%lld, %lld) of dimension %d of a block-quantized (%s) tensor "
+                        "would not be contiguous; slice the outermost dimension instead",
+                        (long long)begin, (long long)end, dim, vd_dtype_name(t->dtype));
     if (t->data) {
         int64_t elem_off = begin * t->stride[dim];
         size_t byte_off = (size_t)(elem_off / tr->block_elems) * (size_t)tr->block_bytes;

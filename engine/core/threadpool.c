@@ -22,6 +22,9 @@ struct vd_threadpool {
     int stop;
 };
 
+/* 1 + the worker index of the chunk this thread is running, 0 outside any
+ * parallel_for.  A nested call runs inline and passes that index on, so
+ * per-worker scratch indexed by `worker` is never shared by two threads. */
 static _Thread_local int vd_inside_worker;
 
 int vd_cpu_count(void)
@@ -55,7 +58,7 @@ static void *worker_main(void *varg)
     worker_arg wa = *(worker_arg *)varg;
     free(varg);
     vd_threadpool *p = wa.pool;
-    vd_inside_worker = 1;
+    vd_inside_worker = wa.index + 1;
     unsigned seen = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -140,7 +143,7 @@ void vd_parallel_for(vd_threadpool *p, int64_t n, int64_t grain, vd_range_fn fn,
     if (grain < 1)
         grain = 1;
     if (!p || p->size == 1 || vd_inside_worker || n <= grain) {
-        fn(arg, 0, n, 0);
+        fn(arg, 0, n, vd_inside_worker ? vd_inside_worker - 1 : 0);
         return;
     }
     pthread_mutex_lock(&p->submit);
