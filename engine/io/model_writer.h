@@ -1,10 +1,21 @@
 /* Streaming writer for safetensors and GGUF files.
  *
- * Declare every tensor first (its order is the file order), then begin,
- * then write each tensor's bytes in that order (in one or several calls),
- * then finish.  The file is written to "PATH.part" and renamed only when
- * finish succeeds, so a failed or aborted write never leaves a file that
- * looks complete. */
+ * Declare every tensor first, then begin, then write each tensor's bytes
+ * in declaration order (in one or several calls), then finish.  The file
+ * is written to "PATH.part" and renamed only when finish succeeds, so a
+ * failed or aborted write never leaves a file that looks complete; a
+ * failure (disk full, short write, a tensor given the wrong byte count)
+ * names the path, and finish then removes the part file.
+ *
+ * Layout.  GGUF: version 3, general.alignment 32 unless set, tensors in
+ * declaration order, each at a multiple of the alignment (zero padding,
+ * also after the last), dims written innermost first, 0-D tensors as [1].
+ * safetensors: the header is padded with spaces so the data section
+ * starts at a multiple of 8, and every tensor starts at a multiple of its
+ * element size with no gaps between tensors (the reference reader rejects
+ * gaps): declaration order when that already holds, otherwise larger
+ * element types first, in declaration order within a size, as the
+ * reference writer does.  The header lists tensors in file order. */
 #ifndef VD_IO_MODEL_WRITER_H
 #define VD_IO_MODEL_WRITER_H
 

@@ -44,7 +44,10 @@ typedef struct vd_weights vd_weights;
 vd_status vd_weights_open(const char *path, vd_weights **out);
 
 /* An empty in-memory set; vd_weights_add() fills it (data may be NULL for
- * shape-only sets, e.g. detecting a full-size config without its bytes). */
+ * shape-only sets, e.g. detecting a full-size config without its bytes).
+ * Names are taken as canonical; data is not copied (the caller keeps it
+ * alive); adding a name twice, or adding to a set opened from a file, is
+ * VD_ERR_INVALID_ARGUMENT. */
 vd_status vd_weights_new(vd_weights **out);
 vd_status vd_weights_add(vd_weights *w, const char *name, vd_dtype dtype, int ndim, const int64_t *shape,
                          const void *data);
@@ -67,7 +70,16 @@ const vd_meta_entry *vd_weights_meta_at(const vd_weights *w, size_t i);
 const char *vd_weights_meta_string(const vd_weights *w, const char *key);
 
 /* How the file was stored: "fp8 scaled (legacy scaled_fp8)", "fp8 scaled
- * (comfy_quant)", "plain" ...; for `vdiff inspect`. */
+ * (comfy_quant)", "fp8 (unscaled casts)", "gguf block-quantized", "plain";
+ * for `vdiff inspect`. */
 const char *vd_weights_quant_layout(const vd_weights *w);
+
+/* The tensor-name scheme the file used before mapping: "canonical",
+ * "diffusers", "t5-gguf" or "t5-wan" (see io/name_map.h). */
+const char *vd_weights_name_scheme(const vd_weights *w);
+
+/* The typed GGUF metadata (io/gguf.h) of a GGUF file; NULL otherwise. */
+typedef struct vd_gguf vd_gguf;
+const vd_gguf *vd_weights_gguf(const vd_weights *w);
 
 #endif
