@@ -1,0 +1,14 @@
+/* The vdiff subcommands; each takes the arguments after its name and
+ * returns the process exit code (0 ok, 1 failure, 2 usage error). */
+#ifndef VD_TOOLS_COMMANDS_H
+#define VD_TOOLS_COMMANDS_H
+
+int vd_cmd_inspect(int argc, char **argv);
+int vd_cmd_mkmodel(int argc, char **argv);
+int vd_cmd_convert(int argc, char **argv);
+int vd_cmd_dit(int argc, char **argv);
+int vd_cmd_vae_decode(int argc, char **argv);
+int vd_cmd_schedule(int argc, char **argv);
+int vd_cmd_sample(int argc, char **argv);
+
+#endif
