@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The command-line contract against the PyTorch reference's goldens
+# (tests/data/golden, made by tests/reference/make_goldens.py):
+#   vdiff dit         relative L2 ≤ 1e-4 for f32 storage, ≤ 1e-3 for bf16 and
+#                     fp8-scaled storage (the reference computes on the same
+#                     dequantised weights, so the error is arithmetic only)
+#   vdiff vae-decode  relative L2 ≤ 1e-4
+#   vdiff schedule    timesteps and float32 sigmas exactly
+set -u
+: "${VDIFF:?}" "${COMPARE:?}" "${GOLDEN:?}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+run() { "$@" || { echo "FAILED: $*"; fail=1; }; }
+
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  in=$GOLDEN/dit_case${i}_in.safetensors
+  case $i in
+    1|2|3|4) model=dit_tiny_t2v_f32; bound=1e-4 ;;
+    5|6) model=dit_tiny_t2v_bf16; bound=1e-3 ;;
+    7|8) model=dit_tiny_t2v_fp8_scaled; bound=1e-3 ;;
+    9|10) model=dit_tiny_i2v_f32; bound=1e-4 ;;
+  esac
+  echo "dit case $i ($model)"
+  run "$VDIFF" dit --model "$GOLDEN/$model.safetensors" --input "$in" --output "$tmp/dit$i.safetensors" --threads 2 &&
+    run "$COMPARE" "$tmp/dit$i.safetensors" "$GOLDEN/dit_case${i}_out.safetensors" velocity $bound
+done
+
+for i in 1 2 3; do
+  echo "vae-decode case $i"
+  run "$VDIFF" vae-decode --vae "$GOLDEN/vae_tiny_f32.safetensors" --input "$GOLDEN/vae_decode_case${i}_in.safetensors" \
+    --output "$tmp/vae$i.safetensors" --threads 2 &&
+    run "$COMPARE" "$tmp/vae$i.safetensors" "$GOLDEN/vae_decode_case${i}_out.safetensors" video 1e-4
+done
+
+for s in "8 5" "50 5" "40 12" "20 8" "1 5" "2 3"; do
+  set -- $s
+  echo "schedule steps $1 shift $2"
+  run "$VDIFF" schedule --steps "$1" --shift "$2" --output "$tmp/s.safetensors" &&
+    run "$COMPARE" "$tmp/s.safetensors" "$GOLDEN/schedules.safetensors" \
+      "timesteps:steps$1_shift$2.timesteps" 0 "sigmas:steps$1_shift$2.sigmas_f32" 0
+done
+exit $fail
