@@ -133,11 +133,13 @@ vd_status vd_model_writer_open(const char *path, vd_file_format format, vd_model
 
 /* ---- metadata ----------------------------------------------------------------- */
 
-static vd_status add_meta(vd_model_writer *w, const char *key, meta_item **out)
+static vd_status add_meta(vd_model_writer *w, const char *key, vd_gguf_type type, meta_item **out)
 {
     VD_TRY(check_usable(w, "adding metadata", true));
     if (!key || !key[0] || strlen(key) > 65535)
         return vd_error(VD_ERR_INVALID_ARGUMENT, "'%s': a metadata key must be 1 to 65535 bytes", w->path);
+    if (w->format == VD_FORMAT_GGUF && type != VD_GGUF_U32 && strcmp(key, "general.alignment") == 0)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "'%s': general.alignment must be a u32", w->path);
     size_t at;
     if (vd_name_index_find(&w->meta_keys, key, &at))
         return vd_error(VD_ERR_INVALID_ARGUMENT, "'%s': metadata key '%s' is set twice", w->path, key);
@@ -169,7 +171,7 @@ vd_status vd_model_writer_meta_string(vd_model_writer *w, const char *key, const
     if (!value)
         return vd_error(VD_ERR_INVALID_ARGUMENT, "metadata '%s': no value", key ? key : "");
     meta_item *m;
-    VD_TRY(add_meta(w, key, &m));
+    VD_TRY(add_meta(w, key, VD_GGUF_STRING, &m));
     m->type = VD_GGUF_STRING;
     m->str = strdup(value);
     if (!m->str)
@@ -185,7 +187,7 @@ vd_status vd_model_writer_meta_u32(vd_model_writer *w, const char *key, uint32_t
                             w->path, value);
     }
     meta_item *m;
-    VD_TRY(add_meta(w, key, &m));
+    VD_TRY(add_meta(w, key, VD_GGUF_U32, &m));
     m->type = VD_GGUF_U32;
     m->u32 = value;
     if (w->format == VD_FORMAT_GGUF && strcmp(key, "general.alignment") == 0)
@@ -196,7 +198,7 @@ vd_status vd_model_writer_meta_u32(vd_model_writer *w, const char *key, uint32_t
 vd_status vd_model_writer_meta_f32(vd_model_writer *w, const char *key, float value)
 {
     meta_item *m;
-    VD_TRY(add_meta(w, key, &m));
+    VD_TRY(add_meta(w, key, VD_GGUF_F32, &m));
     m->type = VD_GGUF_F32;
     m->f32 = value;
     return VD_OK;
@@ -221,7 +223,7 @@ vd_status vd_model_writer_meta_string_array(vd_model_writer *w, const char *key,
         if (!values[i])
             return vd_error(VD_ERR_INVALID_ARGUMENT, "metadata '%s': string %zu is NULL", key, i);
     meta_item *m;
-    VD_TRY(add_meta(w, key, &m));
+    VD_TRY(add_meta(w, key, VD_GGUF_ARRAY, &m));
     m->type = VD_GGUF_ARRAY;
     m->elem_type = VD_GGUF_STRING;
     if (count == 0)
@@ -243,7 +245,7 @@ static vd_status add_scalar_array(vd_model_writer *w, const char *key, const voi
     if (count > SIZE_MAX / 4)
         return vd_error(VD_ERR_INVALID_ARGUMENT, "metadata '%s': %zu values", key, count);
     meta_item *m;
-    VD_TRY(add_meta(w, key, &m));
+    VD_TRY(add_meta(w, key, VD_GGUF_ARRAY, &m));
     m->type = VD_GGUF_ARRAY;
     m->elem_type = elem_type;
     if (count == 0)

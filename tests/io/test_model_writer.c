@@ -123,6 +123,7 @@ static void test_format_limits(void)
     CHECK_FAILS(vd_model_writer_declare(w, "fp8", VD_F8_E4M3, 1, q), VD_ERR_UNSUPPORTED);
     CHECK_FAILS(vd_model_writer_declare(w, "q8", VD_Q8_0, 2, bad_q), VD_ERR_SHAPE);
     CHECK_FAILS(vd_model_writer_meta_u32(w, "general.alignment", 48), VD_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(vd_model_writer_meta_string(w, "general.alignment", "32"), VD_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(vd_model_writer_meta_string(w, "", "x"), VD_ERR_INVALID_ARGUMENT);
     vd_model_writer_abort(w);
 
