@@ -213,6 +213,10 @@ static vd_status check_present(const char *op, const char *role, const vd_tensor
     }
     if (n > 0 && !t->data)
         return vd_error(VD_ERR_INVALID_ARGUMENT, "%s: %s has no memory", op, describe(role, t, d, sizeof d));
+    int block = vd_dtype_info(t->dtype)->block_elems;
+    if (block > 1 && t->ndim > 0 && t->shape[t->ndim - 1] % block != 0)
+        return vd_error(VD_ERR_SHAPE, "%s: %s: the innermost size is not a multiple of the %s block (%d)", op,
+                        describe(role, t, d, sizeof d), vd_dtype_name(t->dtype), block);
     return VD_OK;
 }
 

@@ -15,11 +15,17 @@
  *   R must divide M and row i of a uses row i / (M/R) of b.  So b of shape
  *   [D] applies to every row, [B, D] to each of B equal groups of rows
  *   (cond/uncond), [M, D] per row (per-token modulation), and [C, 1] to
- *   each channel of a [C, ...] tensor.
+ *   each channel of a [C, ...] tensor.  A D > 1 must also be a's innermost
+ *   size (rows of b line up with rows of a).
  * - Outputs may alias their first input where an op says "in place ok".
  * - The vd_op_* wrappers validate shapes and dtypes and return
- *   VD_ERR_SHAPE with a message naming the tensors; backends may assume
- *   validated arguments. */
+ *   VD_ERR_SHAPE with a message naming the tensors (a NULL tensor or a bad
+ *   scalar argument is VD_ERR_INVALID_ARGUMENT; an op missing from the
+ *   backend's table is VD_ERR_UNSUPPORTED); backends may assume validated
+ *   arguments.  Outputs that are not "in place ok" must not overlap their
+ *   inputs.
+ * - Weights must be float or block-quantized (not integer) and
+ *   contiguous. */
 #ifndef VD_BACKEND_H
 #define VD_BACKEND_H
 
@@ -120,11 +126,13 @@ vd_status vd_backend_synchronize(vd_backend *be);
 
 /* ---- ops ----------------------------------------------------------------- */
 
-/* y[M,N] = x[M,K] · (w[N,K] · w.scale)ᵀ + bias[N].  bias may be NULL. */
+/* y[M,N] = x[M,K] · (w[N,K] · w.scale)ᵀ + bias[N].  bias may be NULL.
+ * x may carry leading dimensions ([..., K] → y [..., N], M = their product). */
 vd_status vd_op_matmul(vd_backend *be, const vd_tensor *x, const vd_tensor *w, const vd_tensor *bias, vd_tensor *y);
 
-/* out[n,D] = table[ids[i], :] (f32).  ids: i32 [n]; an id outside the
- * table is VD_ERR_INVALID_ARGUMENT. */
+/* out[n,D] = table[ids[i], :] · table.scale (f32).  ids: i32 [n] (any
+ * shape of n elements; out [..., D] with n rows); an id outside the table
+ * is VD_ERR_INVALID_ARGUMENT. */
 vd_status vd_op_get_rows(vd_backend *be, const vd_tensor *table, const vd_tensor *ids, vd_tensor *out);
 
 /* out[M,D] = LN(x) over D (no mean/var affine unless weight/bias given),
@@ -144,7 +152,8 @@ vd_status vd_op_rmsnorm(vd_backend *be, const vd_tensor *x, const vd_tensor *wei
 vd_status vd_op_channel_rmsnorm(vd_backend *be, const vd_tensor *x, const vd_tensor *gamma, vd_tensor *out);
 
 /* Wan 3-D RoPE on x [M, H, d] (M = B·frames·height·width tokens in raster
- * order f, h, w; d even).  Adjacent pairs (x[2k], x[2k+1]) rotate; the
+ * order f, h, w; d even; leading dimensions such as [B, L, H, d] are
+ * flattened into M).  Adjacent pairs (x[2k], x[2k+1]) rotate; the
  * first d−4⌊d/6⌋ channels with the frame index (frequencies
  * theta^(−2j/(d−4⌊d/6⌋))), the next 2⌊d/6⌋ with the row, the last 2⌊d/6⌋
  * with the column (frequencies theta^(−2j/(2⌊d/6⌋))).  In place ok. */
@@ -152,10 +161,11 @@ vd_status vd_op_rope3d(vd_backend *be, const vd_tensor *x, int64_t frames, int64
                        double theta, vd_tensor *out);
 
 /* out[B,Lq,H,dv] = softmax(q·kᵀ·scale + bias) · v, per batch and head.
- * q [B,Lq,H,d], k [B,Lk,H,d], v [B,Lk,H,dv].  bias: NULL or [H,Lq,Lk]
+ * q [B,Lq,H,d], k [B,Lk,H,d], v [B,Lk,H,dv].  bias: NULL or f32 [H,Lq,Lk]
  * (shared by the batch).  kv_len: NULL or a host array of B key counts
- * (keys at or past kv_len[b] are masked; each must be 1..Lk).  Never
- * materialises more than a tile of the Lq×Lk scores at a time. */
+ * (keys at or past kv_len[b] are masked; each must be 1..Lk, otherwise
+ * VD_ERR_SHAPE).  Never materialises more than a tile of the Lq×Lk scores
+ * at a time. */
 vd_status vd_op_attention(vd_backend *be, const vd_tensor *q, const vd_tensor *k, const vd_tensor *v, float scale,
                           const vd_tensor *bias, const int32_t *kv_len, vd_tensor *out);
 
@@ -185,7 +195,10 @@ vd_status vd_op_conv3d(vd_backend *be, const vd_tensor *x, const vd_tensor *w, c
 vd_status vd_op_upsample2x(vd_backend *be, const vd_tensor *x, vd_tensor *out);
 
 /* dst = src elementwise, same shape, any strides (views: permutes, slices,
- * concatenation targets).  src any plain dtype; dst f32 or src's dtype. */
+ * concatenation targets).  src any plain dtype; dst f32 or src's dtype.
+ * Converting to f32 applies src.scale (so does an f32 src whose scale is
+ * not 1); a copy within one dtype copies the stored values unchanged.
+ * src and dst must not overlap unless they are the same view. */
 vd_status vd_op_copy(vd_backend *be, const vd_tensor *src, vd_tensor *dst);
 
 /* Every element of t (f32, any strides) = value. */

@@ -94,6 +94,12 @@ static void test_op_errors(vd_backend *be)
     CHECK_FAILS_WITH(vd_op_matmul(be, &xt, &w8, NULL, &y), VD_ERR_SHAPE, "contiguous");
     vd_tensor xh = dev_tensor(be, VD_F16, 2, (int64_t[]){4, 8}, NULL);
     CHECK_FAILS_WITH(vd_op_matmul(be, &xh, &w8, NULL, &y), VD_ERR_SHAPE, "f32");
+    vd_tensor wq = w8; /* a hand-made descriptor: 8 is not a whole Q8_0 block */
+    wq.dtype = VD_Q8_0;
+    CHECK_FAILS_WITH(vd_op_matmul(be, &x, &wq, NULL, &y), VD_ERR_SHAPE, "q8_0 block");
+    vd_tensor wi = w8;
+    wi.dtype = VD_I32;
+    CHECK_FAILS_WITH(vd_op_matmul(be, &x, &wi, NULL, &y), VD_ERR_SHAPE, "integer");
     CHECK_FAILS(vd_op_matmul(be, &x, NULL, NULL, &y), VD_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(vd_op_matmul(NULL, &x, &w8, NULL, &y), VD_ERR_INVALID_ARGUMENT);
 

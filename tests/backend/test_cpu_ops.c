@@ -513,6 +513,24 @@ static void test_copy(vd_backend *be)
            (long long)(s1 * 2 * s2 * s3));
     vd_tensor_release(&big), vd_tensor_release(&src);
 
+    /* A contiguous f32 source into a slice along dimension 1 (dimensions
+     * that merge in the source do not in the destination). */
+    vd_tensor csrc = dev_f32(be, 4, (int64_t[]){s1, s0, s2, s3}, x);
+    vd_tensor cbig = dev_f32(be, 4, (int64_t[]){s1, s0 + 3, s2, s3}, NULL);
+    CHECK_OK(vd_op_fill(be, &cbig, -7.0f));
+    CHECK_OK(vd_tensor_slice(&cbig, 1, 2, 2 + s0, &slot));
+    CHECK_OK(vd_op_copy(be, &csrc, &slot));
+    const float *cb = cbig.data;
+    int wrong = 0;
+    for (int64_t i0 = 0; i0 < s1; i0++)
+        for (int64_t i1 = 0; i1 < s0 + 3; i1++)
+            for (int64_t i2 = 0; i2 < s2 * s3; i2++) {
+                float want = i1 >= 2 && i1 < 2 + s0 ? x[(i0 * s0 + i1 - 2) * s2 * s3 + i2] : -7.0f;
+                wrong += cb[(i0 * (s0 + 3) + i1) * s2 * s3 + i2] != want;
+            }
+    CHECKF(wrong == 0, "copy f32 into a slice along dimension 1: %d elements wrong", wrong);
+    vd_tensor_release(&csrc), vd_tensor_release(&cbig);
+
     /* A 5-D view sliced along two dimensions. */
     const int64_t f[5] = {2, 3, 4, 5, 6};
     int64_t n5 = 2 * 3 * 4 * 5 * 6;

@@ -10,7 +10,7 @@
 #include "backend/cpu/cpu_internal.h"
 #include "core/error.h"
 
-enum { QB = 64, KB = 256 };
+enum { QB = 64, KB = 256, LANES = 8 };
 
 typedef struct attention_job {
     const float *q, *k, *v, *bias;
@@ -46,24 +46,41 @@ static void attention_block(const attention_job *j, int64_t b, int64_t h, int64_
                 for (int64_t c = 0; c < nk; c++)
                     s[c] += br[c];
             }
-            float mx = row_max[i];
-            for (int64_t c = 0; c < nk; c++)
-                mx = s[c] > mx ? s[c] : mx;
+            float mx = row_max[i], m8[LANES], e8[LANES];
+            for (int l = 0; l < LANES; l++)
+                m8[l] = mx;
+            int64_t c = 0;
+            for (; c + LANES <= nk; c += LANES)
+                for (int l = 0; l < LANES; l++)
+                    m8[l] = s[c + l] > m8[l] ? s[c + l] : m8[l];
+            for (; c < nk; c++)
+                m8[0] = s[c] > m8[0] ? s[c] : m8[0];
+            for (int l = 0; l < LANES; l++)
+                mx = m8[l] > mx ? m8[l] : mx;
             if (mx == -INFINITY) { /* every key so far masked by the bias */
                 memset(s, 0, (size_t)nk * sizeof *s);
                 continue;
             }
-            double sum = 0.0;
-            for (int64_t c = 0; c < nk; c++) {
-                float e = expf(s[c] - mx);
-                s[c] = e;
-                sum += e;
+            /* Independent partial sums (a fixed order for a given nk). */
+            for (int l = 0; l < LANES; l++)
+                e8[l] = 0.0f;
+            for (c = 0; c + LANES <= nk; c += LANES)
+                for (int l = 0; l < LANES; l++) {
+                    s[c + l] = expf(s[c + l] - mx);
+                    e8[l] += s[c + l];
+                }
+            for (; c < nk; c++) {
+                s[c] = expf(s[c] - mx);
+                e8[0] += s[c];
             }
+            double sum = 0.0;
+            for (int l = 0; l < LANES; l++)
+                sum += e8[l];
             if (mx != row_max[i]) {
                 float corr = row_max[i] == -INFINITY ? 0.0f : expf(row_max[i] - mx);
                 float *o = O + i * j->dv;
-                for (int64_t c = 0; c < j->dv; c++)
-                    o[c] *= corr;
+                for (int64_t e = 0; e < j->dv; e++)
+                    o[e] *= corr;
                 row_sum[i] *= corr;
                 row_max[i] = mx;
             }

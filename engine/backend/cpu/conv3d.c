@@ -39,10 +39,20 @@ static void gather_row(const conv_job *j, const float *frame, int64_t dy, int64_
             memset(dst + p, 0, (size_t)run * sizeof *dst);
         } else {
             const float *src = frame + iy * j->W;
-            for (int64_t c = 0; c < run; c++) {
-                int64_t o = ox + c;
-                dst[p + c] = o >= lo && o < hi ? src[o * j->sw + dx - j->pad_w] : 0.0f;
+            /* columns [a, b) of this run read the input; the rest is padding */
+            int64_t a = lo > ox ? lo : ox, b = hi < ox + run ? hi : ox + run;
+            if (b < a)
+                b = a;
+            if (a > ox)
+                memset(dst + p, 0, (size_t)(a - ox) * sizeof *dst);
+            if (j->sw == 1) {
+                memcpy(dst + p + (a - ox), src + a + dx - j->pad_w, (size_t)(b - a) * sizeof *dst);
+            } else {
+                for (int64_t o = a; o < b; o++)
+                    dst[p + (o - ox)] = src[o * j->sw + dx - j->pad_w];
             }
+            if (ox + run > b)
+                memset(dst + p + (b - ox), 0, (size_t)(ox + run - b) * sizeof *dst);
         }
         p += run;
         ox = 0;
