@@ -1,17 +1,16 @@
 /* vdiff mkmodel: random-weight checkpoints with the real names and shapes,
  * for tests (tiny) and benchmarks (full size). */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
-#include "core/rng.h"
 #include "tools/args.h"
 #include "tools/commands.h"
 #include "tools/model_export.h"
+#include "tools/random_weights.h"
 #include "vd_config.h"
 
 static const char *const mkmodel_help =
@@ -39,54 +38,6 @@ static const char *const mkmodel_help =
     "examples:\n"
     "  vdiff mkmodel --arch wan21-t2v --preset tiny --dtype q8_0 -o t.gguf\n"
     "  vdiff mkmodel --arch wan21-t2v --preset 14b --dtype fp8-scaled -o wan14b_fp8.safetensors\n";
-
-typedef struct random_source {
-    uint64_t seed;
-} random_source;
-
-typedef struct fill_job {
-    uint64_t seed, stream;
-    float *out;
-    float lo, hi, offset;
-} fill_job;
-
-static void fill_range(void *arg, int64_t b, int64_t e, int worker)
-{
-    fill_job *j = arg;
-    (void)worker;
-    vd_rng_uniform(j->seed, j->stream, (uint64_t)b, j->out + b, e - b, j->lo, j->hi);
-    if (j->offset != 0)
-        for (int64_t i = b; i < e; i++)
-            j->out[i] += j->offset;
-}
-
-/* Well-scaled random values: Linear and conv weights with variance
- * 1/fan_in keep activations O(1) through the network. */
-static vd_status random_values(void *ctx, const vd_param_desc *p, int64_t index, float *values, vd_threadpool *pool)
-{
-    random_source *src = ctx;
-    int64_t n = 1;
-    for (int i = 0; i < p->ndim; i++)
-        n *= p->shape[i];
-    fill_job j = {src->seed, (uint64_t)index, values, -1, 1, 0};
-    float a;
-    switch (p->role) {
-    case VD_ROLE_BLOCK_LINEAR:
-    case VD_ROLE_LINEAR:
-    case VD_ROLE_CONV:
-        a = 1.7320508f / sqrtf((float)(p->fan_in > 0 ? p->fan_in : 1)); /* uniform with variance 1/fan_in */
-        j.lo = -a, j.hi = a;
-        break;
-    case VD_ROLE_NORM: j.lo = -0.1f, j.hi = 0.1f, j.offset = 1.0f; break;
-    case VD_ROLE_BIAS: j.lo = -0.05f, j.hi = 0.05f; break;
-    case VD_ROLE_MODULATION: j.lo = -0.1f, j.hi = 0.1f; break;
-    case VD_ROLE_EMBEDDING: j.lo = -1.0f, j.hi = 1.0f; break;
-    case VD_ROLE_REL_BIAS: j.lo = -0.5f, j.hi = 0.5f; break;
-    case VD_ROLE_POSITION: j.lo = -0.05f, j.hi = 0.05f; break;
-    }
-    vd_parallel_for(pool, n, 65536, fill_range, &j);
-    return VD_OK;
-}
 
 static vd_file_format format_of(const char *path)
 {
@@ -282,12 +233,26 @@ int vd_cmd_mkmodel(int argc, char **argv)
         "vdiff.seed", seed_str,
         "vdiff.storage", policy.name,
     };
-    random_source src = {seed};
+    /* Tiny DiTs say which small clip to make by default, so pipelines and
+     * vdiffsrc fixate to something a CPU renders in seconds. */
+    bool tiny_dit = info.arch == VD_ARCH_WAN_DIT && preset && strcmp(preset, "tiny") == 0;
+    const char *tiny_meta[] = {
+        "vdiff.default_width", "256", "vdiff.default_height", "160",
+        "vdiff.default_frames", "17", "vdiff.default_steps", "8",
+    };
+    const char *all_meta[sizeof meta / sizeof meta[0] + sizeof tiny_meta / sizeof tiny_meta[0]];
+    size_t n_meta = sizeof meta / sizeof meta[0] / 2;
+    memcpy(all_meta, meta, sizeof meta);
+    if (tiny_dit) {
+        memcpy(all_meta + 2 * n_meta, tiny_meta, sizeof tiny_meta);
+        n_meta += sizeof tiny_meta / sizeof tiny_meta[0] / 2;
+    }
+    vd_random_weights src = {seed};
     vd_export_request req = {
-        .path = out, .arch = &info, .policy = &policy, .values = random_values, .ctx = &src,
+        .path = out, .arch = &info, .policy = &policy, .values = vd_random_weight_values, .ctx = &src,
         .extras = n_extras ? &extra : NULL, .n_extras = n_extras,
-        .meta = policy.format == VD_FORMAT_GGUF ? meta : meta + 2,
-        .n_meta = policy.format == VD_FORMAT_GGUF ? 6 : 5,
+        .meta = policy.format == VD_FORMAT_GGUF ? all_meta : all_meta + 2,
+        .n_meta = policy.format == VD_FORMAT_GGUF ? n_meta : n_meta - 1,
         .pool = pool, .verbose = verbose,
     };
     vd_status st = vd_export_model(&req);

@@ -10,5 +10,9 @@ int vd_cmd_dit(int argc, char **argv);
 int vd_cmd_vae_decode(int argc, char **argv);
 int vd_cmd_schedule(int argc, char **argv);
 int vd_cmd_sample(int argc, char **argv);
+int vd_cmd_generate(int argc, char **argv);
+int vd_cmd_tokenize(int argc, char **argv);
+int vd_cmd_t5(int argc, char **argv);
+int vd_cmd_encode_prompt(int argc, char **argv);
 
 #endif

@@ -12,12 +12,17 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"generate", vd_cmd_generate, "prompt to video file (MP4 through FFmpeg, or .y4m)"},
     {"inspect", vd_cmd_inspect, "show a model file's architecture, configuration and tensors"},
     {"mkmodel", vd_cmd_mkmodel, "write a random-weight model with the real tensor names and shapes"},
     {"convert", vd_cmd_convert, "re-store a model file in another dtype or format"},
     {"dit", vd_cmd_dit, "one DiT forward pass on given inputs (checks against other implementations)"},
     {"vae-decode", vd_cmd_vae_decode, "decode a latent with the VAE"},
     {"schedule", vd_cmd_schedule, "print the sampler's timesteps and sigmas to a file"},
+    {"sample", vd_cmd_sample, "the sampling loop from given noise and embeddings, then decode"},
+    {"tokenize", vd_cmd_tokenize, "print the umT5 tokenizer's ids for a text"},
+    {"t5", vd_cmd_t5, "the umT5 encoder on given token ids (checks against other implementations)"},
+    {"encode-prompt", vd_cmd_encode_prompt, "a prompt through Wan's text path: ids and embedding statistics"},
 };
 
 static void usage(FILE *f)
@@ -26,7 +31,7 @@ static void usage(FILE *f)
                "Run and inspect Wan video-diffusion models (libvdiff %s).\n\ncommands:\n",
             VD_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'vdiff COMMAND --help' describes a command's options.\n");
 }
 

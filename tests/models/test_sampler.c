@@ -20,7 +20,7 @@ static const float *f32_of(const vd_weights *w, const char *name, int64_t *n)
 static void replay(const vd_weights *w, const char *sampler, int steps, int shift)
 {
     char name[96];
-    int64_t nv, nx;
+    int64_t nv = 0, nx = 0;
     snprintf(name, sizeof name, "%s_steps%d_shift%d.v", sampler, steps, shift);
     const float *v = f32_of(w, name, &nv);
     snprintf(name, sizeof name, "%s_steps%d_shift%d.x", sampler, steps, shift);

@@ -1,0 +1,610 @@
+/* Text-to-video: prompt → umT5 embeddings → DiT sampling with CFG → VAE
+ * decode → RGB frames, as documented in vdiff/pipeline.h. */
+#include "vdiff/pipeline.h"
+
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/backend.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "model_cache.h"
+#include "models/text_encoder.h"
+#include "models/wan_dit.h"
+#include "models/wan_vae.h"
+#include "offload/allocation.h"
+#include "sampling/sampler.h"
+#include "vd_config.h"
+
+struct vd_request {
+    atomic_int cancelled;
+};
+
+/* A loaded model with the file it reads from; shared through the cache. */
+typedef struct loaded_model {
+    vd_weights *weights;
+    void *backend_ref;  /* the cached backend it lives on */
+    vd_dit *dit;
+    vd_vae *vae;
+    vd_text_encoder *te;
+    pthread_mutex_t lock; /* one generation at a time per model */
+} loaded_model;
+
+struct vd_pipeline {
+    vd_backend *be;
+    loaded_model *dit, *vae, *te;
+    vd_pipeline_info info;
+    vd_allocation allocation;
+};
+
+const char *vd_version(void) { return VD_VERSION; }
+
+const char *vd_default_negative_prompt(void)
+{
+    return "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+           "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，"
+           "静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
+}
+
+const char *vd_stage_name(vd_stage stage)
+{
+    switch (stage) {
+    case VD_STAGE_ENCODE_TEXT: return "encode";
+    case VD_STAGE_SAMPLE: return "sample";
+    case VD_STAGE_DECODE: return "decode";
+    case VD_STAGE_DONE: return "done";
+    }
+    return "unknown";
+}
+
+vd_pipeline_options vd_pipeline_options_default(void)
+{
+    vd_pipeline_options o;
+    memset(&o, 0, sizeof o);
+    o.device = "cpu";
+    return o;
+}
+
+vd_request_params vd_request_params_default(void)
+{
+    vd_request_params p;
+    memset(&p, 0, sizeof p);
+    p.guidance = -1;
+    p.sampler = VD_SAMPLE_UNIPC;
+    return p;
+}
+
+vd_status vd_allocation_validate(const char *allocation)
+{
+    vd_allocation a;
+    return vd_allocation_parse(allocation, &a);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+vd_status vd_request_new(vd_request **out)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+    atomic_init(&(*out)->cancelled, 0);
+    return VD_OK;
+}
+
+void vd_request_cancel(vd_request *r)
+{
+    if (r)
+        atomic_store(&r->cancelled, 1);
+}
+
+void vd_request_reset(vd_request *r)
+{
+    if (r)
+        atomic_store(&r->cancelled, 0);
+}
+
+void vd_request_free(vd_request *r) { free(r); }
+
+/* ---- loading (through the process-wide cache) ------------------------------- */
+
+typedef struct backend_args {
+    const char *device;
+    int threads;
+} backend_args;
+
+static vd_status make_backend(void *ctx, void **obj)
+{
+    backend_args *a = ctx;
+    vd_backend_options o = {.threads = a->threads};
+    return vd_backend_open(a->device, &o, (vd_backend **)obj);
+}
+
+static void free_backend(void *obj) { vd_backend_close(obj); }
+
+typedef enum { LOAD_DIT, LOAD_VAE, LOAD_TE } load_kind;
+
+typedef struct model_args {
+    load_kind kind;
+    const char *path;
+    const char *tokenizer;
+    vd_backend *be;
+    void *backend_ref;
+} model_args;
+
+static void free_model(void *obj)
+{
+    loaded_model *m = obj;
+    vd_dit_free(m->dit);
+    vd_vae_free(m->vae);
+    vd_text_encoder_free(m->te);
+    vd_weights_close(m->weights);
+    vd_cache_release(m->backend_ref);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static vd_status make_model(void *ctx, void **obj)
+{
+    model_args *a = ctx;
+    loaded_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+    pthread_mutex_init(&m->lock, NULL);
+    vd_status st = VD_OK;
+    if (a->kind == LOAD_TE) {
+        st = vd_text_encoder_open(a->be, a->path, a->tokenizer, &m->te);
+    } else {
+        st = vd_weights_open(a->path, &m->weights);
+        if (st == VD_OK)
+            st = a->kind == LOAD_DIT ? vd_dit_load(a->be, m->weights, &m->dit) : vd_vae_load(a->be, m->weights, &m->vae);
+    }
+    if (st != VD_OK) {
+        free_model(m);
+        return st;
+    }
+    m->backend_ref = a->backend_ref;
+    *obj = m;
+    return VD_OK;
+}
+
+static vd_status acquire_model(vd_pipeline *p, load_kind kind, const char *path, const char *tokenizer,
+                               loaded_model **out)
+{
+    char resolved[PATH_MAX];
+    if (!realpath(path, resolved))
+        snprintf(resolved, sizeof resolved, "%s", path); /* the loader reports the error */
+    char key[PATH_MAX * 2 + 64];
+    snprintf(key, sizeof key, "%d|%s|%s|%s", (int)kind, p->be->name, resolved, tokenizer ? tokenizer : "");
+    /* each model keeps its own reference to the backend */
+    void *be_ref;
+    backend_args ba = {p->be->name, p->be->threads};
+    VD_TRY(vd_cache_acquire(VD_CACHED_BACKEND, p->be->name, make_backend, &ba, free_backend, &be_ref));
+    model_args ma = {kind, path, tokenizer, p->be, be_ref};
+    vd_cached_kind ck = kind == LOAD_DIT ? VD_CACHED_DIT : (kind == LOAD_VAE ? VD_CACHED_VAE : VD_CACHED_TEXT_ENCODER);
+    void *obj;
+    vd_status st = vd_cache_acquire(ck, key, make_model, &ma, free_model, &obj);
+    if (st != VD_OK) {
+        vd_cache_release(be_ref);
+        return st;
+    }
+    loaded_model *m = obj;
+    if (m->backend_ref != be_ref)
+        vd_cache_release(be_ref); /* a cache hit: the model already holds one */
+    *out = m;
+    return VD_OK;
+}
+
+/* Defaults: Wan's published settings, or those a checkpoint states in its
+ * metadata (vdiff mkmodel writes small ones for tiny test models). */
+static int meta_int(const vd_weights *w, const char *key, int fallback)
+{
+    const char *v = w ? vd_weights_meta_string(w, key) : NULL;
+    if (!v)
+        return fallback;
+    char *end;
+    long x = strtol(v, &end, 10);
+    return (*end == '\0' && x > 0 && x < 100000) ? (int)x : fallback;
+}
+
+static void fill_info(vd_pipeline *p)
+{
+    vd_pipeline_info *i = &p->info;
+    const vd_dit_config *c = vd_dit_get_config(p->dit->dit);
+    memset(i, 0, sizeof *i);
+    vd_arch_info ai;
+    if (vd_arch_detect(p->dit->weights, &ai) == VD_OK) {
+        snprintf(i->dit_name, sizeof i->dit_name, "%s", ai.name);
+        i->dit_params = ai.params;
+    }
+    bool ti2v = c->variant == VD_DIT_TI2V22;
+    i->width = meta_int(p->dit->weights, "vdiff.default_width", ti2v ? 1280 : 832);
+    i->height = meta_int(p->dit->weights, "vdiff.default_height", ti2v ? 704 : 480);
+    i->frames = meta_int(p->dit->weights, "vdiff.default_frames", ti2v ? 121 : 81);
+    i->fps = meta_int(p->dit->weights, "vdiff.default_fps", ti2v ? 24 : 16);
+    i->steps = meta_int(p->dit->weights, "vdiff.default_steps", 50);
+    i->shift = 5.0;
+    i->guidance = 5.0;
+    i->size_multiple = (int)(8 * c->patch[1]);
+    i->frame_multiple = 4;
+    i->has_text_encoder = p->te != NULL;
+}
+
+void vd_pipeline_close(vd_pipeline *p)
+{
+    if (!p)
+        return;
+    if (p->te)
+        vd_cache_release(p->te);
+    if (p->vae)
+        vd_cache_release(p->vae);
+    if (p->dit)
+        vd_cache_release(p->dit);
+    if (p->be)
+        vd_cache_release(p->be);
+    free(p);
+}
+
+vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
+{
+    *out = NULL;
+    if (!opt || !opt->dit || !opt->dit[0])
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "no DiT model given (the model option names a Wan DiT checkpoint)");
+    if (!opt->vae || !opt->vae[0])
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "no VAE given (the vae option names a Wan VAE checkpoint, e.g. "
+                                                 "wan_2.1_vae.safetensors)");
+    if (opt->threads < 0 || opt->threads > 1024)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "threads=%d: must be 0 (all cores) to 1024", opt->threads);
+    vd_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+    vd_status st = vd_allocation_parse(opt->allocation, &p->allocation);
+    const char *device = opt->device && opt->device[0] ? opt->device : "cpu";
+    void *be_obj = NULL;
+    if (st == VD_OK) {
+        /* probe the name, then share the backend by its canonical name */
+        vd_backend *probe;
+        vd_backend_options bo = {.threads = opt->threads};
+        st = vd_backend_open(device, &bo, &probe);
+        if (st == VD_OK) {
+            char name[32];
+            snprintf(name, sizeof name, "%s", probe->name);
+            vd_backend_close(probe);
+            backend_args ba = {name, opt->threads};
+            st = vd_cache_acquire(VD_CACHED_BACKEND, name, make_backend, &ba, free_backend, &be_obj);
+        }
+    }
+    if (st == VD_OK) {
+        p->be = be_obj;
+        st = acquire_model(p, LOAD_DIT, opt->dit, NULL, &p->dit);
+    }
+    if (st == VD_OK)
+        st = acquire_model(p, LOAD_VAE, opt->vae, NULL, &p->vae);
+    if (st == VD_OK && opt->text_encoder && opt->text_encoder[0])
+        st = acquire_model(p, LOAD_TE, opt->text_encoder, opt->tokenizer, &p->te);
+    if (st == VD_OK) {
+        const vd_dit_config *c = vd_dit_get_config(p->dit->dit);
+        const vd_vae_config *v = vd_vae_get_config(p->vae->vae);
+        if (c->out_dim != v->z_dim || (c->in_dim != v->z_dim && c->variant == VD_DIT_T2V))
+            st = vd_error(VD_ERR_UNSUPPORTED,
+                          "the DiT '%s' works on %lld latent channels but the VAE '%s' has %lld; pair Wan2.1/2.2-A14B "
+                          "models with the Wan2.1 VAE and TI2V-5B with the Wan2.2 VAE",
+                          opt->dit, (long long)c->out_dim, opt->vae, (long long)v->z_dim);
+        else if (c->variant != VD_DIT_T2V && c->variant != VD_DIT_TI2V22)
+            st = vd_error(VD_ERR_UNSUPPORTED,
+                          "'%s' is an image-to-video model; this pipeline generates text-to-video (use a T2V model)",
+                          opt->dit);
+        if (st == VD_OK && p->te) {
+            int64_t d = vd_text_encoder_dim(p->te->te);
+            if (d != c->text_dim)
+                st = vd_error(VD_ERR_UNSUPPORTED,
+                              "the text encoder '%s' gives %lld-wide embeddings but the DiT expects %lld (Wan uses "
+                              "umT5-XXL, 4096)",
+                              opt->text_encoder, (long long)d, (long long)c->text_dim);
+        }
+    }
+    if (st != VD_OK) {
+        vd_pipeline_close(p);
+        return st;
+    }
+    fill_info(p);
+    *out = p;
+    return VD_OK;
+}
+
+vd_status vd_pipeline_get_info(const vd_pipeline *p, vd_pipeline_info *out)
+{
+    *out = p->info;
+    return VD_OK;
+}
+
+/* ---- generation ---------------------------------------------------------------- */
+
+typedef struct resolved {
+    int width, height, frames, steps;
+    double shift, guidance;
+    int64_t C, T, h, w; /* latent */
+} resolved;
+
+static vd_status resolve(const vd_pipeline *p, const vd_request_params *rq, resolved *r)
+{
+    const vd_pipeline_info *i = &p->info;
+    r->width = rq->width > 0 ? rq->width : i->width;
+    r->height = rq->height > 0 ? rq->height : i->height;
+    r->frames = rq->frames > 0 ? rq->frames : i->frames;
+    r->steps = rq->steps > 0 ? rq->steps : i->steps;
+    r->shift = rq->shift > 0 ? rq->shift : i->shift;
+    r->guidance = rq->guidance >= 0 ? rq->guidance : i->guidance;
+    if (rq->width < 0 || rq->height < 0 || rq->frames < 0 || rq->steps < 0)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "negative size, frame count or step count");
+    if (r->width % i->size_multiple || r->height % i->size_multiple || r->width > 8192 || r->height > 8192)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "size %d×%d: width and height must be multiples of %d (up to 8192)",
+                        r->width, r->height, i->size_multiple);
+    if ((r->frames - 1) % i->frame_multiple != 0 || r->frames > 4097)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "frames=%d: the frame count must be 4k+1 (1, 5, ..., 81, ...)",
+                        r->frames);
+    if (r->steps > 10000)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "steps=%d is more than 10000", r->steps);
+    if (!isfinite(r->shift) || !isfinite(r->guidance) || r->guidance > 100)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "shift %g or guidance %g is out of range", r->shift, r->guidance);
+    if (rq->sampler != VD_SAMPLE_UNIPC && rq->sampler != VD_SAMPLE_EULER)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "unknown sampler %d", (int)rq->sampler);
+    const vd_dit_config *c = vd_dit_get_config(p->dit->dit);
+    r->C = c->in_dim;
+    r->T = (r->frames - 1) / 4 + 1;
+    r->h = r->height / 8;
+    r->w = r->width / 8;
+    return VD_OK;
+}
+
+vd_status vd_pipeline_latent_shape(const vd_pipeline *p, const vd_request_params *params, int64_t shape[4])
+{
+    resolved r;
+    VD_TRY(resolve(p, params, &r));
+    shape[0] = r.C, shape[1] = r.T, shape[2] = r.h, shape[3] = r.w;
+    return VD_OK;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct run {
+    const vd_request_params *rq;
+    resolved r;
+    double t0;
+    double step_time;   /* mean seconds per sampling step */
+    uint8_t *rgb;
+    size_t rgb_cap;
+    int frames_done;
+    int latent_done;
+    double decode_start;
+} run;
+
+static void report(run *g, vd_stage stage, int step, int total, double eta)
+{
+    if (!g->rq->on_progress)
+        return;
+    vd_progress pr = {stage, step, total, now_s() - g->t0, eta};
+    g->rq->on_progress(g->rq->user, &pr);
+}
+
+/* Embeddings for the prompt and negative prompt (precomputed or encoded). */
+static vd_status text_contexts(vd_pipeline *p, run *g, bool need_uncond, float **ctx, int64_t *rows, float **neg,
+                               int64_t *neg_rows)
+{
+    const vd_request_params *rq = g->rq;
+    const int64_t td = vd_dit_get_config(p->dit->dit)->text_dim;
+    *ctx = *neg = NULL;
+    *rows = *neg_rows = 0;
+    if (rq->context) {
+        if (rq->context_rows < 1)
+            return vd_error(VD_ERR_INVALID_ARGUMENT, "context_rows=%d: at least 1 row is needed", rq->context_rows);
+        *ctx = malloc((size_t)(rq->context_rows * td) * sizeof **ctx);
+        if (!*ctx)
+            return vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+        memcpy(*ctx, rq->context, (size_t)(rq->context_rows * td) * sizeof **ctx);
+        *rows = rq->context_rows;
+    } else if (rq->prompt) {
+        if (!p->te)
+            return vd_error(VD_ERR_INVALID_ARGUMENT,
+                            "a prompt needs a text encoder: open the pipeline with a umT5 checkpoint "
+                            "(e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors), or pass precomputed embeddings");
+        report(g, VD_STAGE_ENCODE_TEXT, 0, need_uncond ? 2 : 1, -1);
+        pthread_mutex_lock(&p->te->lock);
+        vd_status st = vd_text_encoder_encode(p->te->te, rq->prompt, ctx, rows);
+        pthread_mutex_unlock(&p->te->lock);
+        VD_TRY(st);
+    } else {
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "no prompt and no precomputed context given");
+    }
+    if (!need_uncond)
+        return VD_OK;
+    if (rq->negative_context) {
+        if (rq->negative_rows < 1)
+            return vd_error(VD_ERR_INVALID_ARGUMENT, "negative_rows=%d: at least 1 row is needed", rq->negative_rows);
+        *neg = malloc((size_t)(rq->negative_rows * td) * sizeof **neg);
+        if (!*neg)
+            return vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+        memcpy(*neg, rq->negative_context, (size_t)(rq->negative_rows * td) * sizeof **neg);
+        *neg_rows = rq->negative_rows;
+        return VD_OK;
+    }
+    if (!p->te)
+        return vd_error(VD_ERR_INVALID_ARGUMENT,
+                        "classifier-free guidance needs a negative context: pass negative embeddings, open the "
+                        "pipeline with a text encoder, or set guidance to 1");
+    const char *np = rq->negative_prompt && rq->negative_prompt[0] ? rq->negative_prompt : vd_default_negative_prompt();
+    report(g, VD_STAGE_ENCODE_TEXT, 1, 2, -1);
+    pthread_mutex_lock(&p->te->lock);
+    vd_status st = vd_text_encoder_encode(p->te->te, np, neg, neg_rows);
+    pthread_mutex_unlock(&p->te->lock);
+    return st;
+}
+
+static uint8_t to_u8(float x)
+{
+    float v = (x + 1.0f) * 127.5f + 0.5f;
+    return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+static int on_decoded(void *user, const float *rgb, int64_t first, int64_t n, int64_t H, int64_t W)
+{
+    run *g = user;
+    const vd_request_params *rq = g->rq;
+    const int64_t plane = n * H * W;
+    if (rq->video_out) {
+        const int64_t F = g->r.frames;
+        for (int c = 0; c < 3; c++)
+            memcpy(rq->video_out + ((int64_t)c * F + first) * H * W, rgb + c * plane, (size_t)plane * sizeof(float));
+    }
+    if (rq->on_frames) {
+        size_t need = (size_t)(plane * 3);
+        if (need > g->rgb_cap) {
+            uint8_t *q = realloc(g->rgb, need);
+            if (!q)
+                return 1;
+            g->rgb = q;
+            g->rgb_cap = need;
+        }
+        for (int64_t f = 0; f < n; f++)
+            for (int64_t i = 0; i < H * W; i++)
+                for (int c = 0; c < 3; c++)
+                    g->rgb[(f * H * W + i) * 3 + c] = to_u8(rgb[c * plane + f * H * W + i]);
+        if (rq->on_frames(rq->user, g->rgb, (int)first, (int)n, (int)W, (int)H) != 0)
+            return 1;
+    }
+    g->frames_done += (int)n;
+    g->latent_done++;
+    double per_frame = (now_s() - g->decode_start) / (double)g->latent_done;
+    report(g, VD_STAGE_DECODE, g->latent_done, (int)g->r.T, per_frame * (double)(g->r.T - g->latent_done));
+    return 0;
+}
+
+static vd_status sample(vd_pipeline *p, run *g, vd_request *req, const vd_tensor *text_c, const vd_tensor *text_u,
+                        float *x)
+{
+    const resolved *r = &g->r;
+    const int64_t n = r->C * r->T * r->h * r->w;
+    const int64_t n_out = vd_dit_get_config(p->dit->dit)->out_dim * r->T * r->h * r->w;
+    const bool cfg = text_u != NULL;
+    vd_schedule sched;
+    VD_TRY(vd_schedule_flow(r->steps, r->shift, &sched));
+    vd_sampler *smp = NULL;
+    float *vel = malloc((size_t)(n_out * (cfg ? 2 : 1)) * sizeof *vel);
+    vd_status st = vel ? VD_OK : vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+    if (st == VD_OK)
+        st = vd_sampler_new(g->rq->sampler == VD_SAMPLE_EULER ? VD_SAMPLER_EULER : VD_SAMPLER_UNIPC, &sched, n, &smp);
+    float *batch = NULL;
+    if (st == VD_OK && cfg) {
+        batch = malloc((size_t)(2 * n) * sizeof *batch);
+        if (!batch)
+            st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    report(g, VD_STAGE_SAMPLE, 0, r->steps, -1);
+    double t_sample = now_s();
+    for (int i = 0; st == VD_OK && i < r->steps; i++) {
+        if (req && atomic_load(&req->cancelled)) {
+            st = vd_error(VD_ERR_CANCELLED, "generation cancelled at step %d of %d", i, r->steps);
+            break;
+        }
+        vd_dit_call call = {
+            .batch = cfg ? 2 : 1, .frames = r->T, .height = r->h, .width = r->w,
+            .latent = cfg ? batch : x, .text = {text_c, text_u},
+            .timestep = (double)sched.timesteps[i], .velocity = vel,
+            .cancel = req ? &req->cancelled : NULL,
+        };
+        if (cfg) {
+            memcpy(batch, x, (size_t)n * sizeof *x);
+            memcpy(batch + n, x, (size_t)n * sizeof *x);
+        }
+        pthread_mutex_lock(&p->dit->lock);
+        st = vd_dit_forward(p->dit->dit, &call);
+        pthread_mutex_unlock(&p->dit->lock);
+        if (st != VD_OK)
+            break;
+        if (cfg) {
+            /* v = v_uncond + g·(v_cond − v_uncond) */
+            const float gscale = (float)r->guidance;
+            for (int64_t j = 0; j < n_out; j++)
+                vel[j] = vel[n_out + j] + gscale * (vel[j] - vel[n_out + j]);
+        }
+        st = vd_sampler_step(smp, i, vel, x);
+        g->step_time = (now_s() - t_sample) / (double)(i + 1);
+        report(g, VD_STAGE_SAMPLE, i + 1, r->steps, g->step_time * (double)(r->steps - i - 1));
+    }
+    vd_sampler_free(smp);
+    vd_schedule_free(&sched);
+    free(vel);
+    free(batch);
+    return st;
+}
+
+static void fill_noise(uint64_t seed, float *x, int64_t n) { vd_rng_normal(seed, 0, 0, x, n); }
+
+vd_status vd_pipeline_generate(vd_pipeline *p, const vd_request_params *rq, vd_request *req)
+{
+    if (!p || !rq)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "no pipeline or request parameters");
+    run g;
+    memset(&g, 0, sizeof g);
+    g.rq = rq;
+    g.t0 = now_s();
+    VD_TRY(resolve(p, rq, &g.r));
+    const resolved *r = &g.r;
+    const bool cfg = r->guidance != 1.0;
+    const int64_t n = r->C * r->T * r->h * r->w;
+
+    float *ctx = NULL, *neg = NULL, *x = NULL;
+    int64_t rows = 0, neg_rows = 0;
+    vd_tensor tc = {0}, tu = {0};
+    vd_status st = text_contexts(p, &g, cfg, &ctx, &rows, &neg, &neg_rows);
+    if (st == VD_OK && req && atomic_load(&req->cancelled))
+        st = vd_error(VD_ERR_CANCELLED, "generation cancelled before sampling");
+    if (st == VD_OK) {
+        pthread_mutex_lock(&p->dit->lock);
+        st = vd_dit_embed_text(p->dit->dit, ctx, rows, &tc);
+        if (st == VD_OK && cfg)
+            st = vd_dit_embed_text(p->dit->dit, neg, neg_rows, &tu);
+        pthread_mutex_unlock(&p->dit->lock);
+    }
+    if (st == VD_OK) {
+        x = malloc((size_t)n * sizeof *x);
+        if (!x)
+            st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory for a latent of %lld values", (long long)n);
+    }
+    if (st == VD_OK) {
+        if (rq->noise) {
+            memcpy(x, rq->noise, (size_t)n * sizeof *x);
+        } else {
+            fill_noise(rq->seed, x, n);
+        }
+        st = sample(p, &g, req, &tc, cfg ? &tu : NULL, x);
+    }
+    vd_tensor_release(&tc);
+    vd_tensor_release(&tu);
+    free(ctx);
+    free(neg);
+    if (st == VD_OK && rq->latent_out)
+        memcpy(rq->latent_out, x, (size_t)n * sizeof *x);
+    if (st == VD_OK) {
+        g.decode_start = now_s();
+        report(&g, VD_STAGE_DECODE, 0, (int)r->T, -1);
+        pthread_mutex_lock(&p->vae->lock);
+        st = vd_vae_decode(p->vae->vae, x, r->T, r->h, r->w, on_decoded, &g, req ? &req->cancelled : NULL);
+        pthread_mutex_unlock(&p->vae->lock);
+    }
+    free(x);
+    free(g.rgb);
+    if (st == VD_OK)
+        report(&g, VD_STAGE_DONE, 1, 1, 0);
+    return st;
+}
