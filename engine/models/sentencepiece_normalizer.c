@@ -46,21 +46,24 @@ static size_t longest_user_defined(const vd_sp_trie *t, const uint8_t *s, size_t
     return best;
 }
 
-static vd_status next_unit(const vd_sp_normalizer *nz, const uint8_t *s, size_t n, unit *u)
+static void next_unit(const vd_sp_normalizer *nz, const uint8_t *s, size_t n, unit *u)
 {
     if (nz->user_defined) {
         size_t len = longest_user_defined(nz->user_defined, s, n);
         if (len) {
             *u = (unit){(const char *)s, len, len};
-            return VD_OK;
+            return;
         }
     }
     if (nz->has_charsmap) {
         uint32_t value = 0;
         size_t len = vd_sp_charsmap_longest(&nz->charsmap, s, n, &value);
-        if (len) {
+        /* The longest match only; one whose value is outside the strings
+         * counts as no match (SentencePiece 0.2.2), not as the next
+         * shorter one. */
+        if (len && vd_sp_charsmap_string(&nz->charsmap, value, &u->str, &u->len)) {
             u->consumed = len;
-            return vd_sp_charsmap_string(&nz->charsmap, value, &u->str, &u->len);
+            return;
         }
     }
     size_t len;
@@ -68,7 +71,6 @@ static vd_status next_unit(const vd_sp_normalizer *nz, const uint8_t *s, size_t 
         *u = (unit){(const char *)s, len, len};
     else
         *u = (unit){kReplacementChar, 3, 1};
-    return VD_OK;
 }
 
 typedef struct out_buf {
@@ -113,7 +115,7 @@ static vd_status normalize(const vd_sp_normalizer *nz, const uint8_t *in, size_t
     if (nz->remove_extra_whitespaces) {
         /* Drop leading units that normalize to exactly one space. */
         while (n > 0) {
-            VD_TRY(next_unit(nz, in, n, &u));
+            next_unit(nz, in, n, &u);
             if (!(u.len == 1 && u.str[0] == ' '))
                 break;
             in += u.consumed;
@@ -130,7 +132,7 @@ static vd_status normalize(const vd_sp_normalizer *nz, const uint8_t *in, size_t
 
     bool prev_space = nz->remove_extra_whitespaces;
     while (n > 0) {
-        VD_TRY(next_unit(nz, in, n, &u));
+        next_unit(nz, in, n, &u);
         const char *s = u.str;
         size_t len = u.len;
         while (prev_space && len > 0 && s[0] == ' ') {

@@ -2,8 +2,10 @@
  *
  *  1. The input is cut into units, each the longest of: a user-defined
  *     piece (copied unchanged), a key of the precompiled character map
- *     (replaced by its string, possibly empty), else one UTF-8 character
- *     (copied), or one invalid byte (replaced by U+FFFD).
+ *     (replaced by its string, possibly empty; as in SentencePiece 0.2.2 a
+ *     longest key whose string index lies outside the map counts as no
+ *     match), else one UTF-8 character (copied), or one invalid byte
+ *     (replaced by U+FFFD).
  *  2. With remove_extra_whitespaces: leading units that normalize to
  *     exactly " " are dropped; a unit's leading ' ' are dropped while the
  *     text so far ends with ' ' (collapsing runs); trailing ' ' (or "▁")
@@ -35,7 +37,7 @@ typedef struct vd_sp_normalizer {
 } vd_sp_normalizer;
 
 /* Settings from `m`, whose charsmap must outlive the normalizer.  Fails if
- * the charsmap is malformed (SentencePiece refuses such a model too). */
+ * the charsmap is malformed (SentencePiece 0.2.2 refuses such a model too). */
 vd_status vd_sp_normalizer_init(vd_sp_normalizer *nz, const vd_sp_model *m, const vd_sp_trie *user_defined,
                                 const char *source);
 

@@ -6,7 +6,8 @@
 #include "core/error.h"
 #include "models/sentencepiece_utf8.h"
 
-/* SentencePiece's penalty below the lowest piece score for an unknown character. */
+/* SentencePiece's penalty below the lowest NORMAL piece score for an
+ * unknown character (unigram_model.cc kUnkPenalty). */
 #define VD_SP_UNK_PENALTY 10.0f
 
 /* The best path ending at a byte position: its score, where its last piece
@@ -33,11 +34,44 @@ static vd_status push_id(int32_t id, int32_t **ids, size_t *n, size_t *cap)
     return VD_OK;
 }
 
-/* The arithmetic mirrors the C++ exactly, since ties and near-ties decide
- * ids: a piece's candidate score is computed in double (a user-defined
- * piece scores length * max_score - 0.1) and compared with the stored
- * float path score; an unknown character's in float.  Candidates are tried
- * by start, then length, and the first one wins an exact tie. */
+/* The score of a user-defined piece of `length` bytes, as SentencePiece
+ * 0.2.2 computes it (unigram_model.cc GetUserDefinedScore): 0.1 * (length
+ * - 1) in double, returned as float.  It is >= 0 while NORMAL scores are log
+ * probabilities (<= 0), so user-defined pieces always win, and a longer one
+ * scores more than shorter ones covering the same bytes.  SentencePiece
+ * 0.1.x to 0.2.1 used length * max_score - 0.1 in double, where max_score
+ * (the highest NORMAL score, floored at FLT_MIN) is FLT_MIN in practice:
+ * about -0.1 per piece, whatever its length. */
+static float user_defined_score(size_t length)
+{
+    return (float)(0.1 * ((double)(int)length - 1.0));
+}
+
+/* SentencePiece 0.2.2's Model::EncodeOptimized (unigram_model.cc, the
+ * default encoder).  Ties and near-ties decide ids, so its arithmetic and
+ * order are mirrored exactly:
+ *
+ *  - scores are floats, and a candidate's path score is the float sum of
+ *    the piece's score and the best path score at the piece's start,
+ *    rounded to float before it is compared with the float best score
+ *    stored at the piece's end;
+ *  - candidates are tried by start position, then by length (the order the
+ *    trie yields them); one replaces the stored best only when strictly
+ *    greater, so of candidates with equal float sums the first tried --
+ *    the one whose last piece starts earliest, i.e. is longest -- is kept;
+ *  - a character that no piece of exactly its length covers adds an <unk>
+ *    candidate scoring min_score - 10, after the pieces starting there.
+ *
+ * SentencePiece 0.1.x to 0.2.1 differ in the first point: the conditional
+ * that picks a piece's score mixed the float score with the double
+ * user-defined score, so every candidate sum was a double, compared
+ * unrounded with the stored float.  Two paths whose float sums tie could
+ * then differ by a fraction of a float ulp, and the later one could win:
+ * "ffd" after "u+" in tests/data/tokenizer/vdiff-tiny-unk.model encodes as
+ * f ff d with 0.2.2 and as ff f d with 0.1.97.  The change is upstream
+ * commit efc3c654 ("Remove max_score() from unigram_model. Uses fixed score
+ * for user defined symbols", May 2026), which made the user-defined score,
+ * and with it every candidate sum, a float. */
 static void viterbi(const vd_sp_vocab *v, const uint8_t *s, size_t n, best_path *best)
 {
     const vd_sp_model *m = v->model;
@@ -63,20 +97,20 @@ static void viterbi(const vd_sp_vocab *v, const uint8_t *s, size_t n, best_path 
             if (id < 0 || m->pieces[id].type == VD_SP_UNUSED)
                 continue;
             size_t length = pos - start;
-            /* A C++ conditional of double and float: double for both. */
-            double score = m->pieces[id].type == VD_SP_USER_DEFINED
-                               ? (double)((float)length * v->max_score) - 0.1
-                               : (double)m->pieces[id].score;
-            double candidate = score + (double)base;
+            const float score =
+                m->pieces[id].type == VD_SP_USER_DEFINED ? user_defined_score(length) : m->pieces[id].score;
+            /* Assigning to a float rounds the sum to float even where
+             * FLT_EVAL_METHOD keeps excess precision. */
+            const float candidate = score + base;
             best_path *target = &best[pos];
-            if (target->start == SIZE_MAX || candidate > (double)target->score)
-                *target = (best_path){(float)candidate, id, start};
+            if (target->start == SIZE_MAX || candidate > target->score)
+                *target = (best_path){candidate, id, start};
             if (length == mblen)
                 has_single_node = true;
         }
         if (!has_single_node) {
             best_path *target = &best[start + mblen];
-            float candidate = unk_score + base;
+            const float candidate = unk_score + base;
             if (target->start == SIZE_MAX || candidate > target->score)
                 *target = (best_path){candidate, v->unk_id, start};
         }

@@ -1,7 +1,9 @@
-/* Unigram encoding of normalized text: SentencePiece's Viterbi
- * (unigram_model.cc, Model::EncodeOptimized, the default encoder) and the
- * unknown-piece handling of SentencePieceProcessor (byte fallback, or one
- * <unk> per run of unknown characters). */
+/* Unigram encoding of normalized text: SentencePiece 0.2.2's Viterbi
+ * (unigram_model.cc, Model::EncodeOptimized, the default encoder: float
+ * path scores, user-defined pieces scoring 0.1 * (bytes - 1); see the .c
+ * file for how 0.1.x differs) and the unknown-piece handling of
+ * SentencePieceProcessor (byte fallback, or one <unk> per run of unknown
+ * characters). */
 #ifndef VD_MODELS_SENTENCEPIECE_UNIGRAM_H
 #define VD_MODELS_SENTENCEPIECE_UNIGRAM_H
 

@@ -75,6 +75,11 @@ static vd_status check_pieces(vd_sp_vocab *v, const vd_sp_model *m, const char *
         const char *str = vd_sp_piece_str(m, i);
         if (p->len == 0)
             return vd_error(VD_ERR_FORMAT, "'%s': piece %zu is empty; the model is corrupt", source, i);
+        /* Refused since SentencePiece 0.2.2 ("piece must not include null
+         * character"); 0.1.x loaded such a piece. */
+        if (memchr(str, '\0', p->len))
+            return vd_error(VD_ERR_FORMAT, "'%s': piece %zu contains a NUL byte, which SentencePiece refuses", source,
+                            i);
         if (is_normal_class(p->type))
             n_normal++;
         if (p->type == VD_SP_UNKNOWN) {
@@ -137,17 +142,12 @@ vd_status vd_sp_vocab_build(vd_sp_vocab *v, const vd_sp_model *m, const char *so
         vd_sp_vocab_free(v);
         return s;
     }
-    /* As unigram_model.cc initialises them, FLT_MIN included. */
+    /* As unigram_model.cc computes it (FLT_MAX if there is no NORMAL
+     * piece). */
     v->min_score = FLT_MAX;
-    v->max_score = FLT_MIN;
     for (size_t i = 0; i < m->n_pieces; i++) {
-        if (m->pieces[i].type != VD_SP_NORMAL)
-            continue;
-        float sc = m->pieces[i].score;
-        if (sc < v->min_score)
-            v->min_score = sc;
-        if (sc > v->max_score)
-            v->max_score = sc;
+        if (m->pieces[i].type == VD_SP_NORMAL && m->pieces[i].score < v->min_score)
+            v->min_score = m->pieces[i].score;
     }
     v->eos_id = control_id(v, m->eos_piece, "</s>");
     v->bos_id = control_id(v, m->bos_piece, "<s>");

@@ -18,14 +18,15 @@ typedef struct vd_sp_vocab {
     bool has_user_defined;
     int32_t unk_id;
     int32_t byte_ids[256];   /* with byte_fallback: id of <0xNN> */
-    float min_score, max_score; /* over NORMAL pieces, as SentencePiece computes them */
+    float min_score;         /* over NORMAL pieces: <unk> scores min_score - 10 */
     int32_t eos_id, bos_id, pad_id; /* -1 if absent or not a control piece */
 } vd_sp_vocab;
 
 /* Check `m` (which must outlive the vocab) and build the lookups.  Refuses
  * non-Unigram models (VD_ERR_UNSUPPORTED) and models SentencePiece refuses
- * to load (VD_ERR_FORMAT: empty or duplicate pieces, no or several <unk>,
- * byte pieces without byte_fallback or missing with it, no pieces). */
+ * to load (VD_ERR_FORMAT: empty or duplicate pieces, pieces holding a NUL
+ * byte (refused since 0.2.2), no or several <unk>, byte pieces without
+ * byte_fallback or missing with it, no pieces). */
 vd_status vd_sp_vocab_build(vd_sp_vocab *v, const vd_sp_model *m, const char *source);
 void vd_sp_vocab_free(vd_sp_vocab *v);
 

@@ -1,6 +1,8 @@
 /* The SentencePiece tokenizer umT5 uses: a Unigram model, normalized and
- * encoded exactly as the SentencePiece library does (ids match
- * `SentencePieceProcessor.encode` id for id; see tests/tokenizer).
+ * encoded exactly as the SentencePiece library 0.2.2 does (ids match
+ * `SentencePieceProcessor.encode` id for id; see tests/tokenizer, whose
+ * golden data 0.2.2 wrote).  Earlier versions differ in rare ties, with
+ * user-defined pieces and on corrupt models, as described below.
  *
  * Sources (vd_tokenizer_open detects the kind by content, not by name):
  *  - a serialized SentencePiece ModelProto (`spiece.model`, `*.model`);
@@ -32,6 +34,21 @@
  * piece covers scores min_score - 10 as <unk>.  With byte_fallback each
  * UTF-8 byte of such a character becomes its <0xNN> piece; without it a
  * run of consecutive unknowns becomes one <unk> id.
+ *
+ * Where SentencePiece versions differ, 0.2.2 is followed:
+ *  - path scores are summed and compared in float; of two paths whose
+ *    float totals tie, the one whose last piece starts earlier (is longer)
+ *    wins.  0.1.x to 0.2.1 summed in double and compared that with the
+ *    stored float, so near-ties could go the other way ("ffd" as f ff d in
+ *    0.2.2, ff f d before);
+ *  - a user-defined piece of n bytes scores 0.1 * (n - 1); before 0.2.2
+ *    every user-defined piece scored about -0.1 whatever its length;
+ *  - loading refuses a piece holding a NUL byte and a character map whose
+ *    trie offsets point out of bounds (new in 0.2.2), or whose trie is not
+ *    whole 1024-byte blocks or whose strings lack a final NUL (new in
+ *    0.2.1); a map match whose string index lies outside the strings
+ *    counts as no match (0.2.1; 0.1.x read out of bounds).
+ * See sentencepiece_unigram.c and sentencepiece_charsmap.c.
  *
  * A tokenizer is immutable after loading: encoding from several threads at
  * once is safe. */

@@ -90,10 +90,12 @@ static void put_u32(uint8_t *p, uint32_t v)
 }
 
 /* A Darts double-array mapping the single key "a" to `value`, followed by
- * `strings`: root offset 1, node 1^'a' = 96 with a leaf child at 96^2. */
-static size_t charsmap_a(uint8_t *blob, uint32_t value, const char *strings, size_t strings_len, uint32_t root)
+ * `strings`: root offset `root`, node 1^'a' = 96 with a leaf child at
+ * 96^2.  `units` units: SentencePiece 0.2.2 only loads whole blocks of
+ * 256.  `blob` must hold 4 + units * 4 + strings_len bytes. */
+static size_t charsmap_a(uint8_t *blob, uint32_t value, const char *strings, size_t strings_len, uint32_t root,
+                         size_t units)
 {
-    const size_t units = 99;
     memset(blob, 0, 4 + units * 4);
     put_u32(blob, (uint32_t)(units * 4));
     put_u32(blob + 4, root << 10);
@@ -165,29 +167,47 @@ static void test_valid_synthetic(void)
     bytes_free(&m);
 }
 
+static void charsmap_model(bytes *m, const uint8_t *blob, size_t len)
+{
+    basic_pieces(m);
+    trainer_spec(m, 1, 0);
+    normalizer_spec(m, blob, len);
+}
+
+static void expect_charsmap_refused(const uint8_t *blob, size_t len, const char *what)
+{
+    bytes m = {0};
+    charsmap_model(&m, blob, len);
+    vd_tokenizer *t = NULL;
+    vd_clear_error();
+    vd_status s = vd_tokenizer_from_memory(m.p, m.len, &t);
+    CHECKF(s == VD_ERR_FORMAT && vd_last_error()[0] != '\0' && t == NULL, "%s: expected a format error, got %s",
+           what, vd_status_name(s));
+    vd_tokenizer_free(t);
+    bytes_free(&m);
+}
+
 static void test_charsmap(void)
 {
-    uint8_t blob[512];
+    static uint8_t blob[4 + 512 * 4 + 16];
     bytes m = {0};
     vd_tokenizer *tok;
 
-    /* "a" -> "x". */
-    size_t len = charsmap_a(blob, 0, "x\0", 2, 1);
-    basic_pieces(&m);
-    trainer_spec(&m, 1, 0);
-    normalizer_spec(&m, blob, len);
-    tok = load_ok(&m);
-    if (tok) {
-        expect_normalized(tok, "banana", "\xE2\x96\x81" "bxnxnx");
-        vd_tokenizer_free(tok);
+    /* "a" -> "x", with one block of 256 units and with two. */
+    for (size_t units = 256; units <= 512; units += 256) {
+        size_t len = charsmap_a(blob, 0, "x\0", 2, 1, units);
+        charsmap_model(&m, blob, len);
+        tok = load_ok(&m);
+        if (tok) {
+            expect_normalized(tok, "banana", "\xE2\x96\x81" "bxnxnx");
+            vd_tokenizer_free(tok);
+        }
+        bytes_free(&m);
     }
-    bytes_free(&m);
 
     /* "a" -> "" (the map may delete characters). */
-    len = charsmap_a(blob, 1, "x\0", 2, 1);
-    basic_pieces(&m);
-    trainer_spec(&m, 1, 0);
-    normalizer_spec(&m, blob, len);
+    size_t len = charsmap_a(blob, 1, "x\0", 2, 1, 256);
+    charsmap_model(&m, blob, len);
     tok = load_ok(&m);
     if (tok) {
         expect_normalized(tok, "banana", "\xE2\x96\x81" "bnn");
@@ -195,35 +215,28 @@ static void test_charsmap(void)
     }
     bytes_free(&m);
 
-    /* Values outside the strings, or strings without their NUL, fail when
-     * used, with a message; text without "a" still encodes. */
-    const struct {
-        uint32_t value;
-        const char *strings;
-        size_t n;
-    } bad[] = {{5, "x\0", 2}, {0, "xy", 2}, {0x7FFFFFFF, "x\0", 2}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        len = charsmap_a(blob, bad[i].value, bad[i].strings, bad[i].n, 1);
-        basic_pieces(&m);
-        trainer_spec(&m, 1, 0);
-        normalizer_spec(&m, blob, len);
+    /* A value outside the strings: as in SentencePiece 0.2.2
+     * (normalizer.cc NormalizePrefix) the match counts as none and the
+     * character is copied. */
+    const uint32_t bad_values[] = {5, 0x7FFFFFFF};
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        len = charsmap_a(blob, bad_values[i], "x\0", 2, 1, 256);
+        charsmap_model(&m, blob, len);
         tok = load_ok(&m);
         if (tok) {
-            int32_t *ids = NULL;
-            size_t n = 0;
-            CHECK_FAILS(vd_tokenizer_encode(tok, "banana", 0, true, &ids, &n), VD_ERR_FORMAT);
-            CHECK(ids == NULL && n == 0);
-            expect_ids(tok, "b", (const int32_t[]){3, 5}, 2);
+            expect_normalized(tok, "banana", "\xE2\x96\x81" "banana");
+            expect_ids(tok, "ab", (const int32_t[]){6}, 1);
             vd_tokenizer_free(tok);
         }
         bytes_free(&m);
     }
 
-    /* A root offset pointing far outside the trie only means "no match". */
-    len = charsmap_a(blob, 0, "x\0", 2, 0x3FFFFF);
-    basic_pieces(&m);
-    trainer_spec(&m, 1, 0);
-    normalizer_spec(&m, blob, len);
+    /* A root unit whose offset points far outside the trie: its top bit
+     * makes it look like a leaf, so SentencePiece 0.2.2's load check skips
+     * it (and its traversal then reads outside the array); here it only
+     * means "no match". */
+    len = charsmap_a(blob, 0, "x\0", 2, 0x3FFFFF, 256);
+    charsmap_model(&m, blob, len);
     tok = load_ok(&m);
     if (tok) {
         expect_normalized(tok, "banana", "\xE2\x96\x81" "banana");
@@ -231,23 +244,25 @@ static void test_charsmap(void)
     }
     bytes_free(&m);
 
-    /* Too short, or a trie size past the blob: refused at load. */
+    /* Refused at load, as SentencePiece 0.2.2 refuses them: too short, a
+     * trie size past the blob, a trie that is not whole 1024-byte blocks,
+     * strings that are empty or not NUL-terminated, a child offset outside
+     * the trie. */
     const uint8_t short_blob[] = {1, 0, 0};
+    expect_charsmap_refused(short_blob, sizeof short_blob, "3-byte charsmap");
     uint8_t big_trie[8];
     put_u32(big_trie, 1000);
     memcpy(big_trie + 4, "abcd", 4);
-    const struct {
-        const uint8_t *p;
-        size_t n;
-    } broken[] = {{short_blob, sizeof short_blob}, {big_trie, sizeof big_trie}};
-    for (size_t i = 0; i < 2; i++) {
-        basic_pieces(&m);
-        trainer_spec(&m, 1, 0);
-        normalizer_spec(&m, broken[i].p, broken[i].n);
-        vd_tokenizer *t = NULL;
-        CHECK_FAILS(vd_tokenizer_from_memory(m.p, m.len, &t), VD_ERR_FORMAT);
-        bytes_free(&m);
-    }
+    expect_charsmap_refused(big_trie, sizeof big_trie, "trie size past the blob");
+    len = charsmap_a(blob, 0, "x\0", 2, 1, 99);
+    expect_charsmap_refused(blob, len, "99-unit trie");
+    len = charsmap_a(blob, 0, "xy", 2, 1, 256);
+    expect_charsmap_refused(blob, len, "strings without their NUL");
+    len = charsmap_a(blob, 0, "", 0, 1, 256);
+    expect_charsmap_refused(blob, len, "no strings");
+    len = charsmap_a(blob, 0, "x\0", 2, 1, 256);
+    put_u32(blob + 4 + 96 * 4, 'a' | 1u << 8 | 0x100u << 10); /* child block at 96^256 */
+    expect_charsmap_refused(blob, len, "child offset outside the trie");
 }
 
 typedef void (*model_builder)(bytes *m);
@@ -387,6 +402,15 @@ static void b_empty_piece(bytes *m)
     basic_pieces(m);
     pb_piece(m, "", -3, 1);
 }
+static void b_nul_in_piece(bytes *m)
+{
+    basic_pieces(m);
+    bytes p = {0};
+    pb_len(&p, 1, "q\0r", 3);
+    pb_float(&p, 2, -3.0f);
+    pb_len(m, 1, p.p, p.len);
+    bytes_free(&p);
+}
 static void b_duplicate_piece(bytes *m)
 {
     basic_pieces(m);
@@ -462,6 +486,9 @@ static void test_synthetic_failures(void)
     expect_load_fails(b_piece_type_9, VD_ERR_FORMAT, "piece type 9");
     expect_load_fails(b_piece_type_0, VD_ERR_FORMAT, "piece type 0");
     expect_load_fails(b_empty_piece, VD_ERR_FORMAT, "empty piece");
+    /* SentencePiece 0.2.2 refuses such a model ("piece must not include null
+     * character"); 0.1.x loaded it. */
+    expect_load_fails(b_nul_in_piece, VD_ERR_FORMAT, "piece with a NUL byte");
     expect_load_fails(b_duplicate_piece, VD_ERR_FORMAT, "duplicate piece");
     expect_load_fails(b_duplicate_control, VD_ERR_FORMAT, "duplicate control piece");
     expect_load_fails(b_no_unk, VD_ERR_FORMAT, "no <unk>");
