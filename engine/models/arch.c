@@ -194,28 +194,37 @@ static vd_status vae_head(emitter *e, const char *part, int64_t in, int64_t out)
     return vae_conv3d(e, n, out, in, 3, 3, 3);
 }
 
-/* Wan2.1 VAE (wan/modules/vae.py): flat `downsamples.N` / `upsamples.N`. */
-static vd_status vae21_inventory(const vd_vae_config *c, emitter *e)
+/* The Wan VAEs.  Wan2.1 (wan/modules/vae.py) names its stages' modules
+ * flatly (`downsamples.N`), halves the channels in its upsampling convs and
+ * works on RGB; Wan2.2 (wan/modules/vae2_2.py) groups them
+ * (`downsamples.I.downsamples.J`), keeps the channels and works on 2×2
+ * patchified RGB (12 channels). */
+static vd_status vae_inventory(const vd_vae_config *c, emitter *e)
 {
-    char n[160];
+    const bool v22 = c->version == 22;
+    const int64_t rgb = v22 ? 12 : 3;
     const int64_t *mult = c->dim_mult;
     const bool tdown[3] = {false, true, true};
+    char n[160];
     e->prefix[0] = '\0';
     if (c->has_encoder) {
         int64_t dims[5] = {c->enc_dim, c->enc_dim * mult[0], c->enc_dim * mult[1], c->enc_dim * mult[2],
                            c->enc_dim * mult[3]};
-        VD_TRY(vae_conv3d(e, "encoder.conv1", dims[0], 3, 3, 3, 3));
-        int idx = 0;
+        VD_TRY(vae_conv3d(e, "encoder.conv1", dims[0], rgb, 3, 3, 3));
+        int flat = 0;
         for (int i = 0; i < 4; i++) {
             int64_t in = dims[i];
-            for (int r = 0; r < c->num_res_blocks; r++) {
-                snprintf(n, sizeof n, "encoder.downsamples.%d", idx++);
-                VD_TRY(vae_resblock(e, n, in, dims[i + 1]));
-                in = dims[i + 1];
-            }
-            if (i != 3) {
-                snprintf(n, sizeof n, "encoder.downsamples.%d", idx++);
-                VD_TRY(vae_resample(e, n, dims[i + 1], tdown[i] ? RS_DOWN3D : RS_DOWN2D, true));
+            for (int j = 0; j < c->num_res_blocks + (i != 3); j++, flat++) {
+                if (v22)
+                    snprintf(n, sizeof n, "encoder.downsamples.%d.downsamples.%d", i, j);
+                else
+                    snprintf(n, sizeof n, "encoder.downsamples.%d", flat);
+                if (j < c->num_res_blocks) {
+                    VD_TRY(vae_resblock(e, n, in, dims[i + 1]));
+                    in = dims[i + 1];
+                } else {
+                    VD_TRY(vae_resample(e, n, dims[i + 1], tdown[i] ? RS_DOWN3D : RS_DOWN2D, !v22));
+                }
             }
         }
         VD_TRY(vae_middle(e, "encoder", dims[4]));
@@ -228,75 +237,25 @@ static vd_status vae21_inventory(const vd_vae_config *c, emitter *e)
         VD_TRY(vae_conv3d(e, "conv2", c->z_dim, c->z_dim, 1, 1, 1));
         VD_TRY(vae_conv3d(e, "decoder.conv1", dims[0], c->z_dim, 3, 3, 3));
         VD_TRY(vae_middle(e, "decoder", dims[0]));
-        int idx = 0;
+        int flat = 0;
         for (int i = 0; i < 4; i++) {
-            int64_t in = (i >= 1) ? dims[i] / 2 : dims[i];
-            for (int r = 0; r < c->num_res_blocks + 1; r++) {
-                snprintf(n, sizeof n, "decoder.upsamples.%d", idx++);
-                VD_TRY(vae_resblock(e, n, in, dims[i + 1]));
-                in = dims[i + 1];
-            }
-            if (i != 3) {
-                snprintf(n, sizeof n, "decoder.upsamples.%d", idx++);
-                /* temporal upsampling flags are the encoder's, reversed */
-                VD_TRY(vae_resample(e, n, dims[i + 1], tdown[2 - i] ? RS_UP3D : RS_UP2D, true));
+            /* after a 2.1 upsampling the channels are halved */
+            int64_t in = (!v22 && i >= 1) ? dims[i] / 2 : dims[i];
+            for (int j = 0; j < c->num_res_blocks + 1 + (i != 3); j++, flat++) {
+                if (v22)
+                    snprintf(n, sizeof n, "decoder.upsamples.%d.upsamples.%d", i, j);
+                else
+                    snprintf(n, sizeof n, "decoder.upsamples.%d", flat);
+                if (j < c->num_res_blocks + 1) {
+                    VD_TRY(vae_resblock(e, n, in, dims[i + 1]));
+                    in = dims[i + 1];
+                } else {
+                    /* temporal upsampling flags are the encoder's, reversed */
+                    VD_TRY(vae_resample(e, n, dims[i + 1], tdown[2 - i] ? RS_UP3D : RS_UP2D, !v22));
+                }
             }
         }
-        VD_TRY(vae_head(e, "decoder", dims[4], 3));
-    }
-    return VD_OK;
-}
-
-/* Wan2.2 VAE (wan/modules/vae2_2.py): stages grouped as
- * `downsamples.I.downsamples.J` / `upsamples.I.upsamples.J`, 2×2 pixel
- * patchify (12 channels in and out), resamples keep the channel count. */
-static vd_status vae22_inventory(const vd_vae_config *c, emitter *e)
-{
-    char n[160];
-    const int64_t *mult = c->dim_mult;
-    const bool tdown[3] = {false, true, true};
-    e->prefix[0] = '\0';
-    if (c->has_encoder) {
-        int64_t dims[5] = {c->enc_dim, c->enc_dim * mult[0], c->enc_dim * mult[1], c->enc_dim * mult[2],
-                           c->enc_dim * mult[3]};
-        VD_TRY(vae_conv3d(e, "encoder.conv1", dims[0], 12, 3, 3, 3));
-        for (int i = 0; i < 4; i++) {
-            int64_t in = dims[i];
-            int j = 0;
-            for (int r = 0; r < c->num_res_blocks; r++) {
-                snprintf(n, sizeof n, "encoder.downsamples.%d.downsamples.%d", i, j++);
-                VD_TRY(vae_resblock(e, n, in, dims[i + 1]));
-                in = dims[i + 1];
-            }
-            if (i != 3) {
-                snprintf(n, sizeof n, "encoder.downsamples.%d.downsamples.%d", i, j++);
-                VD_TRY(vae_resample(e, n, dims[i + 1], tdown[i] ? RS_DOWN3D : RS_DOWN2D, false));
-            }
-        }
-        VD_TRY(vae_middle(e, "encoder", dims[4]));
-        VD_TRY(vae_head(e, "encoder", dims[4], 2 * c->z_dim));
-        VD_TRY(vae_conv3d(e, "conv1", 2 * c->z_dim, 2 * c->z_dim, 1, 1, 1));
-    }
-    if (c->has_decoder) {
-        int64_t d = c->dec_dim;
-        int64_t dims[5] = {d * mult[3], d * mult[3], d * mult[2], d * mult[1], d * mult[0]};
-        VD_TRY(vae_conv3d(e, "conv2", c->z_dim, c->z_dim, 1, 1, 1));
-        VD_TRY(vae_conv3d(e, "decoder.conv1", dims[0], c->z_dim, 3, 3, 3));
-        VD_TRY(vae_middle(e, "decoder", dims[0]));
-        for (int i = 0; i < 4; i++) {
-            int64_t in = dims[i];
-            int j = 0;
-            for (int r = 0; r < c->num_res_blocks + 1; r++) {
-                snprintf(n, sizeof n, "decoder.upsamples.%d.upsamples.%d", i, j++);
-                VD_TRY(vae_resblock(e, n, in, dims[i + 1]));
-                in = dims[i + 1];
-            }
-            if (i != 3) {
-                snprintf(n, sizeof n, "decoder.upsamples.%d.upsamples.%d", i, j++);
-                VD_TRY(vae_resample(e, n, dims[i + 1], tdown[2 - i] ? RS_UP3D : RS_UP2D, false));
-            }
-        }
-        VD_TRY(vae_head(e, "decoder", dims[4], 12));
+        VD_TRY(vae_head(e, "decoder", dims[4], rgb));
     }
     return VD_OK;
 }
@@ -328,7 +287,7 @@ vd_status vd_arch_inventory(const vd_arch_info *info, vd_param_fn fn, void *ctx)
     emitter e = {.fn = fn, .ctx = ctx};
     switch (info->arch) {
     case VD_ARCH_WAN_DIT: return dit_inventory(&info->dit, &e);
-    case VD_ARCH_WAN_VAE: return info->vae.version == 22 ? vae22_inventory(&info->vae, &e) : vae21_inventory(&info->vae, &e);
+    case VD_ARCH_WAN_VAE: return vae_inventory(&info->vae, &e);
     case VD_ARCH_UMT5: return t5_inventory(&info->t5, &e);
     default: return vd_error(VD_ERR_INVALID_ARGUMENT, "no tensor inventory for an unknown architecture");
     }
