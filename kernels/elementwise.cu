@@ -53,6 +53,15 @@ __global__ void fill_kernel(float *x, float v, int64_t n)
         x[i] = v;
 }
 
+__global__ void add_bias_rows_kernel(float *y, const float *bias, int64_t rows, int64_t cols, int64_t ld)
+{
+    const int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / cols, c = i - r * cols;
+        y[r * ld + c] += bias[c];
+    }
+}
+
 unsigned grid_for(int64_t n)
 {
     int64_t blocks = (n + kThreads - 1) / kThreads;
@@ -84,5 +93,14 @@ extern "C" int vd_cuda_add_gated_f32(const float *x, const float *y, const float
 extern "C" int vd_cuda_fill_f32(float *x, float value, int64_t n, void *stream)
 {
     fill_kernel<<<grid_for(n), kThreads, 0, (cudaStream_t)stream>>>(x, value, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int vd_cuda_add_bias_rows_f32(float *y, const float *bias, int64_t rows, int64_t cols, int64_t ld,
+                                         void *stream)
+{
+    if (rows <= 0 || cols <= 0)
+        return 0;
+    add_bias_rows_kernel<<<grid_for(rows * cols), kThreads, 0, (cudaStream_t)stream>>>(y, bias, rows, cols, ld);
     return (int)cudaGetLastError();
 }

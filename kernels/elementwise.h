@@ -25,6 +25,9 @@ int vd_cuda_add_gated_f32(const float *x, const float *y, const float *gate, flo
 
 int vd_cuda_fill_f32(float *x, float value, int64_t n, void *stream);
 
+/* y[r·ld + c] += bias[c] for r < rows, c < cols (a GEMM tile's bias). */
+int vd_cuda_add_bias_rows_f32(float *y, const float *bias, int64_t rows, int64_t cols, int64_t ld, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

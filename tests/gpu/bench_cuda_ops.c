@@ -1,0 +1,227 @@
+/* Timings of the heavy CUDA ops at Wan 14B sizes (not a test; exits 77
+ * without a GPU).  Each op is timed with CUDA events on the backend's
+ * stream after warm-up runs, and reported as milliseconds per call and
+ * TFLOP/s:
+ *   matmul     y[M,N] = x[M,K]·wᵀ, 2·M·N·K FLOPs (x f32 → bf16 included),
+ *              M = 32760 tokens (81 frames at 720×1280), weights bf16, q8_0, f32
+ *   attention  L = 32760, H = 40, d = 128: 4·L²·d·H FLOPs
+ *              (and the fp32 kernel on the VAE's single 384-channel head)
+ *   conv3d     the VAE decoder's 3×3×3 convolution at 384 channels
+ *
+ * usage: bench_cuda_ops [matmul] [attention] [conv]   (default: all) */
+#include <cuda_runtime.h>
+#include <stdbool.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/backend_cuda.h"
+#include "test_util.h"
+
+static vd_backend *gpu;
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", what, vd_last_error());
+    exit(1);
+}
+
+/* A device f32 tensor of pseudo-random values in [-1, 1) (cheap xorshift;
+ * the timings do not depend on the values). */
+static vd_tensor rand_tensor(int ndim, const int64_t *shape, uint64_t seed, float gain)
+{
+    vd_tensor t;
+    if (vd_tensor_alloc(gpu, VD_F32, ndim, shape, &t) != VD_OK)
+        fail("allocating");
+    int64_t n = vd_tensor_nelem(&t);
+    float *h = malloc((size_t)n * sizeof *h);
+    if (!h)
+        fail("host memory");
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        h[i] = gain * ((float)(s >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+    }
+    if (vd_tensor_upload(gpu, &t, h, (size_t)n * sizeof *h) != VD_OK)
+        fail("uploading");
+    free(h);
+    return t;
+}
+
+/* A weight [N, K] stored as `dtype`. */
+static vd_tensor weight(vd_dtype dtype, int64_t N, int64_t K, uint64_t seed)
+{
+    int64_t s[2] = {N, K};
+    vd_tensor probe;
+    vd_tensor_init(&probe, dtype, 2, s, NULL);
+    float *h = malloc((size_t)(N * K) * sizeof *h);
+    void *raw = malloc(vd_tensor_nbytes(&probe));
+    if (!h || !raw)
+        fail("host memory");
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    float g = 1.0f / sqrtf((float)K);
+    for (int64_t i = 0; i < N * K; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        h[i] = g * ((float)(x >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+    }
+    vd_dtype_from_f32(dtype, h, raw, N * K);
+    vd_tensor t;
+    if (vd_tensor_alloc(gpu, dtype, 2, s, &t) != VD_OK || vd_tensor_upload(gpu, &t, raw, vd_tensor_nbytes(&t)) != VD_OK)
+        fail("weight");
+    free(h);
+    free(raw);
+    return t;
+}
+
+typedef vd_status (*op_fn)(void *arg);
+
+/* Milliseconds per call. */
+static double time_op(op_fn fn, void *arg, int warmup, int iters)
+{
+    for (int i = 0; i < warmup; i++)
+        if (fn(arg) != VD_OK)
+            fail("warm-up");
+    if (vd_backend_synchronize(gpu) != VD_OK)
+        fail("synchronize");
+    cudaStream_t s = (cudaStream_t)vd_backend_cuda_stream(gpu);
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaEventRecord(a, s);
+    for (int i = 0; i < iters; i++)
+        if (fn(arg) != VD_OK)
+            fail("timed run");
+    cudaEventRecord(b, s);
+    if (cudaEventSynchronize(b) != cudaSuccess) {
+        fprintf(stderr, "cudaEventSynchronize failed\n");
+        exit(1);
+    }
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return ms / iters;
+}
+
+typedef struct mm_args {
+    vd_tensor x, w, y;
+} mm_args;
+
+static vd_status run_matmul(void *p)
+{
+    mm_args *a = p;
+    return vd_op_matmul(gpu, &a->x, &a->w, NULL, &a->y);
+}
+
+static void bench_matmul(int64_t M, int64_t N, int64_t K, vd_dtype dtype)
+{
+    mm_args a;
+    int64_t sx[2] = {M, K}, sy[2] = {M, N};
+    a.x = rand_tensor(2, sx, 1, 1.0f);
+    a.w = weight(dtype, N, K, 2);
+    if (vd_tensor_alloc(gpu, VD_F32, 2, sy, &a.y) != VD_OK)
+        fail("y");
+    double ms = time_op(run_matmul, &a, 2, 10);
+    double tflops = 2.0 * (double)M * (double)N * (double)K / (ms * 1e-3) / 1e12;
+    printf("matmul %lld x %lld x %lld, %s weights: %8.3f ms  %7.1f TFLOP/s\n", (long long)M, (long long)N,
+           (long long)K, vd_dtype_name(dtype), ms, tflops);
+    fflush(stdout);
+    vd_tensor_release(&a.x), vd_tensor_release(&a.w), vd_tensor_release(&a.y);
+}
+
+typedef struct attn_args {
+    vd_tensor q, k, v, o;
+    float scale;
+} attn_args;
+
+static vd_status run_attention(void *p)
+{
+    attn_args *a = p;
+    return vd_op_attention(gpu, &a->q, &a->k, &a->v, a->scale, NULL, NULL, &a->o);
+}
+
+static void bench_attention(int64_t L, int64_t H, int64_t d, int iters)
+{
+    attn_args a;
+    int64_t s[4] = {1, L, H, d};
+    a.q = rand_tensor(4, s, 3, 1.7f);
+    a.k = rand_tensor(4, s, 4, 1.7f);
+    a.v = rand_tensor(4, s, 5, 1.0f);
+    if (vd_tensor_alloc(gpu, VD_F32, 4, s, &a.o) != VD_OK)
+        fail("o");
+    a.scale = 1.0f / sqrtf((float)d);
+    double ms = time_op(run_attention, &a, 1, iters);
+    double tflops = 4.0 * (double)L * (double)L * (double)d * (double)H / (ms * 1e-3) / 1e12;
+    printf("attention L=%lld H=%lld d=%lld: %10.3f ms  %7.1f TFLOP/s\n", (long long)L, (long long)H, (long long)d, ms,
+           tflops);
+    fflush(stdout);
+    vd_tensor_release(&a.q), vd_tensor_release(&a.k), vd_tensor_release(&a.v), vd_tensor_release(&a.o);
+}
+
+typedef struct conv_args {
+    vd_tensor x, w, b, o;
+    int stride[3], pad[6];
+} conv_args;
+
+static vd_status run_conv(void *p)
+{
+    conv_args *a = p;
+    return vd_op_conv3d(gpu, &a->x, &a->w, &a->b, a->stride, a->pad, &a->o);
+}
+
+static void bench_conv(int64_t C, int64_t T, int64_t H, int64_t W)
+{
+    conv_args a = {.stride = {1, 1, 1}, .pad = {2, 0, 1, 1, 1, 1}};
+    int64_t sx[4] = {C, T, H, W}, sw[5] = {C, C, 3, 3, 3}, sb[1] = {C};
+    a.x = rand_tensor(4, sx, 6, 1.0f);
+    a.w = rand_tensor(5, sw, 7, 0.02f);
+    a.b = rand_tensor(1, sb, 8, 0.1f);
+    if (vd_tensor_alloc(gpu, VD_F32, 4, sx, &a.o) != VD_OK)
+        fail("o");
+    double ms = time_op(run_conv, &a, 1, 5);
+    double flops = 2.0 * (double)C * (double)(T * H * W) * (double)(C * 27);
+    printf("conv3d %lld -> %lld channels, 3x3x3, %lld x %lld x %lld (fp32): %8.3f ms  %7.1f TFLOP/s\n", (long long)C,
+           (long long)C, (long long)T, (long long)H, (long long)W, ms, flops / (ms * 1e-3) / 1e12);
+    fflush(stdout);
+    vd_tensor_release(&a.x), vd_tensor_release(&a.w), vd_tensor_release(&a.b), vd_tensor_release(&a.o);
+}
+
+static bool wanted(int argc, char **argv, const char *what)
+{
+    if (argc < 2)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], what) == 0)
+            return true;
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    vd_backend_options o = {0};
+    if (vd_backend_open("cuda:0", &o, &gpu) != VD_OK) {
+        printf("skipped: %s\n", vd_last_error());
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+    if (wanted(argc, argv, "matmul")) {
+        bench_matmul(32760, 5120, 5120, VD_BF16);
+        bench_matmul(32760, 13824, 5120, VD_BF16);
+        bench_matmul(32760, 5120, 13824, VD_BF16);
+        bench_matmul(32760, 5120, 5120, VD_Q8_0);
+        bench_matmul(32760, 5120, 5120, VD_F8_E4M3);
+        bench_matmul(32760, 5120, 5120, VD_F32);
+    }
+    if (wanted(argc, argv, "attention")) {
+        bench_attention(32760, 40, 128, 3);
+        bench_attention(32760, 12, 128, 3); /* the 1.3B's heads */
+        bench_attention(6240, 1, 384, 3);   /* the VAE (fp32 kernel) */
+    }
+    if (wanted(argc, argv, "conv"))
+        bench_conv(384, 3, 60, 104);
+    vd_cuda_memory_stats ms;
+    if (vd_backend_cuda_memory(gpu, &ms) == VD_OK)
+        printf("allocator peak: %.2f GiB\n", (double)ms.peak_bytes / (double)(1 << 30));
+    vd_backend_close(gpu);
+    return 0;
+}
