@@ -8,6 +8,11 @@ set -eu
 : "${VDIFF_TOOL:?VDIFF_TOOL names the vdiff program}"
 examples=${VDIFF_EXAMPLES_DIR:-$(dirname "$0")/../../examples}
 tokenizer=${VDIFF_TOKENIZER:-$(dirname "$0")/../data/tokenizer/vdiff-small.model}
+# Sanitizer builds: gst-launch-1.0 and gst-inspect-1.0 are not instrumented,
+# so our instrumented plugin needs the sanitizer runtimes loaded first.
+if [ -n "${VDIFF_LD_PRELOAD:-}" ]; then
+    export LD_PRELOAD=$VDIFF_LD_PRELOAD
+fi
 
 if ! gst-inspect-1.0 vdiffsrc >/dev/null 2>&1; then
     echo "vdiffsrc is not found (GST_PLUGIN_PATH=${GST_PLUGIN_PATH_1_0:-${GST_PLUGIN_PATH:-}})" >&2

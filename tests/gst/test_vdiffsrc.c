@@ -1016,7 +1016,7 @@ GST_END_TEST;
 static GstBuffer *
 pull_buffer (GstElement * sink)
 {
-  GstSample *sample = gst_app_sink_pull_sample (GST_APP_SINK (sink));
+  GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink), WAIT_TIMEOUT);
   GstBuffer *buf;
 
   if (sample == NULL)
@@ -1049,8 +1049,8 @@ GST_START_TEST (test_two_sources)
     gst_buffer_unref (a);
     gst_buffer_unref (b);
   }
-  fail_unless (gst_app_sink_pull_sample (GST_APP_SINK (sa)) == NULL);
-  fail_unless (gst_app_sink_pull_sample (GST_APP_SINK (sb)) == NULL);
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (sa), WAIT_TIMEOUT) == NULL);
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (sb), WAIT_TIMEOUT) == NULL);
   msg = wait_eos_or_error (pipeline, WAIT_TIMEOUT);
   fail_unless (msg != NULL && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS);
   gst_message_unref (msg);
@@ -1101,7 +1101,7 @@ GST_START_TEST (test_seek_to_start_regenerates)
     clip1[i] = pull_buffer (sink);
     fail_unless (clip1[i] != NULL);
   }
-  fail_unless (gst_app_sink_pull_sample (GST_APP_SINK (sink)) == NULL);
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (sink), WAIT_TIMEOUT) == NULL);
   fail_unless (gst_app_sink_is_eos (GST_APP_SINK (sink)));
 
   /* Only back to the start. */
@@ -1119,7 +1119,7 @@ GST_START_TEST (test_seek_to_start_regenerates)
     gst_buffer_unref (buf);
     gst_buffer_unref (clip1[i]);
   }
-  fail_unless (gst_app_sink_pull_sample (GST_APP_SINK (sink)) == NULL);
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (sink), WAIT_TIMEOUT) == NULL);
 
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (sink);
@@ -1150,7 +1150,7 @@ GST_START_TEST (test_seek_mid_clip)
     fail_unless_equals_uint64 (GST_BUFFER_PTS (buf), i * FRAME_DURATION);
     gst_buffer_unref (buf);
   }
-  fail_unless (gst_app_sink_pull_sample (GST_APP_SINK (sink)) == NULL);
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (sink), WAIT_TIMEOUT) == NULL);
 
   gst_element_set_state (pipeline, GST_STATE_NULL);
   gst_object_unref (sink);
