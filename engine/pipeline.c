@@ -39,6 +39,8 @@ typedef struct loaded_model {
 struct vd_pipeline {
     vd_backend *be;
     loaded_model *dit, *vae, *te;
+    char *te_path, *tok_path;  /* to reload a released text encoder */
+    int release_te;
     vd_pipeline_info info;
     vd_allocation allocation;
 };
@@ -232,7 +234,7 @@ static void fill_info(vd_pipeline *p)
     i->guidance = 5.0;
     i->size_multiple = (int)(8 * c->patch[1]);
     i->frame_multiple = 4;
-    i->has_text_encoder = p->te != NULL;
+    i->has_text_encoder = p->te_path != NULL;
 }
 
 void vd_pipeline_close(vd_pipeline *p)
@@ -247,6 +249,8 @@ void vd_pipeline_close(vd_pipeline *p)
         vd_cache_release(p->dit);
     if (p->be)
         vd_cache_release(p->be);
+    free(p->te_path);
+    free(p->tok_path);
     free(p);
 }
 
@@ -308,11 +312,23 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
                               opt->text_encoder, (long long)d, (long long)c->text_dim);
         }
     }
+    if (st == VD_OK && p->te) {
+        p->te_path = strdup(opt->text_encoder);
+        p->tok_path = opt->tokenizer ? strdup(opt->tokenizer) : NULL;
+        if (!p->te_path || (opt->tokenizer && !p->tok_path))
+            st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+        p->release_te = opt->release_text_encoder;
+    }
     if (st != VD_OK) {
         vd_pipeline_close(p);
         return st;
     }
     fill_info(p);
+    if (p->release_te) {
+        /* checked and measured; loaded again for each request's prompts */
+        vd_cache_release(p->te);
+        p->te = NULL;
+    }
     *out = p;
     return VD_OK;
 }
@@ -397,6 +413,15 @@ static void report(run *g, vd_stage stage, int step, int total, double eta)
     g->rq->on_progress(g->rq->user, &pr);
 }
 
+/* One prompt through the (loaded) text encoder. */
+static vd_status encode_prompt(vd_pipeline *p, const char *text, float **emb, int64_t *rows)
+{
+    pthread_mutex_lock(&p->te->lock);
+    vd_status st = vd_text_encoder_encode(p->te->te, text, emb, rows);
+    pthread_mutex_unlock(&p->te->lock);
+    return st;
+}
+
 /* Embeddings for the prompt and negative prompt (precomputed or encoded). */
 static vd_status text_contexts(vd_pipeline *p, run *g, bool need_uncond, float **ctx, int64_t *rows, float **neg,
                                int64_t *neg_rows)
@@ -414,15 +439,12 @@ static vd_status text_contexts(vd_pipeline *p, run *g, bool need_uncond, float *
         memcpy(*ctx, rq->context, (size_t)(rq->context_rows * td) * sizeof **ctx);
         *rows = rq->context_rows;
     } else if (rq->prompt) {
-        if (!p->te)
+        if (!p->te_path)
             return vd_error(VD_ERR_INVALID_ARGUMENT,
                             "a prompt needs a text encoder: open the pipeline with a umT5 checkpoint "
                             "(e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors), or pass precomputed embeddings");
         report(g, VD_STAGE_ENCODE_TEXT, 0, need_uncond ? 2 : 1, -1);
-        pthread_mutex_lock(&p->te->lock);
-        vd_status st = vd_text_encoder_encode(p->te->te, rq->prompt, ctx, rows);
-        pthread_mutex_unlock(&p->te->lock);
-        VD_TRY(st);
+        VD_TRY(encode_prompt(p, rq->prompt, ctx, rows));
     } else {
         return vd_error(VD_ERR_INVALID_ARGUMENT, "no prompt and no precomputed context given");
     }
@@ -438,16 +460,13 @@ static vd_status text_contexts(vd_pipeline *p, run *g, bool need_uncond, float *
         *neg_rows = rq->negative_rows;
         return VD_OK;
     }
-    if (!p->te)
+    if (!p->te_path)
         return vd_error(VD_ERR_INVALID_ARGUMENT,
                         "classifier-free guidance needs a negative context: pass negative embeddings, open the "
                         "pipeline with a text encoder, or set guidance to 1");
     const char *np = rq->negative_prompt && rq->negative_prompt[0] ? rq->negative_prompt : vd_default_negative_prompt();
     report(g, VD_STAGE_ENCODE_TEXT, 1, 2, -1);
-    pthread_mutex_lock(&p->te->lock);
-    vd_status st = vd_text_encoder_encode(p->te->te, np, neg, neg_rows);
-    pthread_mutex_unlock(&p->te->lock);
-    return st;
+    return encode_prompt(p, np, neg, neg_rows);
 }
 
 static uint8_t to_u8(float x)
@@ -566,7 +585,15 @@ vd_status vd_pipeline_generate(vd_pipeline *p, const vd_request_params *rq, vd_r
     float *ctx = NULL, *neg = NULL, *x = NULL;
     int64_t rows = 0, neg_rows = 0;
     vd_tensor tc = {0}, tu = {0};
-    vd_status st = text_contexts(p, &g, cfg, &ctx, &rows, &neg, &neg_rows);
+    /* A released text encoder is loaded for this request's prompts only. */
+    bool reload = p->release_te && !p->te && (rq->prompt || (cfg && !rq->negative_context));
+    vd_status st = reload ? acquire_model(p, LOAD_TE, p->te_path, p->tok_path, &p->te) : VD_OK;
+    if (st == VD_OK)
+        st = text_contexts(p, &g, cfg, &ctx, &rows, &neg, &neg_rows);
+    if (reload && p->te) {
+        vd_cache_release(p->te);
+        p->te = NULL;
+    }
     if (st == VD_OK && req && atomic_load(&req->cancelled))
         st = vd_error(VD_ERR_CANCELLED, "generation cancelled before sampling");
     if (st == VD_OK) {

@@ -18,7 +18,7 @@ model files (or the environment variables):
   --model FILE            Wan text-to-video DiT (.safetensors/.gguf)   \$VDIFF_MODEL
   --vae FILE              Wan VAE                                      \$VDIFF_VAE
   --text-encoder FILE     umT5 text encoder                            \$VDIFF_TEXT_ENCODER
-  --tokenizer FILE        SentencePiece model, if the encoder has none \$VDIFF_TOKENIZER
+  --tokenizer FILE        SentencePiece model (default: the encoder's own) \$VDIFF_TOKENIZER
 generation (default: the model's own):
   --negative-prompt TEXT  what the clip should not show
   --width N --height N    size, multiples of 16                        \$VDIFF_WIDTH \$VDIFF_HEIGHT

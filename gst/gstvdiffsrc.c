@@ -111,6 +111,7 @@ enum
   PROP_DEVICE,
   PROP_ALLOCATION,
   PROP_THREADS,
+  PROP_RELEASE_TEXT_ENCODER,
   PROP_IS_LIVE,
 };
 
@@ -136,6 +137,7 @@ struct _GstVdiffSrc
   gchar *device;
   gchar *allocation;
   guint threads;
+  gboolean release_text_encoder;
 
   /* Between start() and stop().  The pipeline and request are only touched
    * by the state-change thread and the streaming thread (which basesrc never
@@ -305,8 +307,8 @@ gst_vdiff_src_class_init (GstVdiffSrcClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_TOKENIZER,
       g_param_spec_string ("tokenizer", "Tokenizer",
-          "Path of a SentencePiece .model or tokenizer.json, when the text "
-          "encoder file carries none", NULL, ready));
+          "Path of a SentencePiece .model or tokenizer.json (default: the "
+          "tokenizer inside the text-encoder file)", NULL, ready));
 
   /**
    * GstVdiffSrc:prompt:
@@ -450,6 +452,20 @@ gst_vdiff_src_class_init (GstVdiffSrcClass * klass)
       g_param_spec_uint ("threads", "Threads",
           "CPU worker threads (0: all cores)", 0, MAX_THREADS, DEFAULT_THREADS,
           ready));
+
+  /**
+   * GstVdiffSrc:release-text-encoder:
+   *
+   * Free the text encoder once a clip's prompts are encoded (and load it
+   * again for the next clip), so the DiT gets its memory.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (gobject_class, PROP_RELEASE_TEXT_ENCODER,
+      g_param_spec_boolean ("release-text-encoder", "Release text encoder",
+          "Free the text encoder after each clip's prompts are encoded "
+          "(reloaded for the next clip), leaving its memory to the DiT",
+          FALSE, ready));
 
   /**
    * GstVdiffSrc:is-live:
@@ -627,6 +643,11 @@ gst_vdiff_src_set_property (GObject * object, guint prop_id,
       self->threads = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
+    case PROP_RELEASE_TEXT_ENCODER:
+      GST_OBJECT_LOCK (self);
+      self->release_text_encoder = g_value_get_boolean (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
     case PROP_IS_LIVE:
       gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
       break;
@@ -693,6 +714,9 @@ gst_vdiff_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_THREADS:
       g_value_set_uint (value, self->threads);
+      break;
+    case PROP_RELEASE_TEXT_ENCODER:
+      g_value_set_boolean (value, self->release_text_encoder);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1070,6 +1094,7 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   vd_status status;
   gchar *model, *vae, *text_encoder, *tokenizer, *device, *allocation;
   guint threads, frames;
+  gboolean release_text_encoder;
   gint64 t0;
 
   GST_OBJECT_LOCK (self);
@@ -1081,6 +1106,7 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   allocation = g_strdup (self->allocation);
   threads = self->threads;
   frames = self->frames;
+  release_text_encoder = self->release_text_encoder;
   GST_OBJECT_UNLOCK (self);
 
   if (model == NULL || *model == '\0')
@@ -1102,6 +1128,7 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   opt.device = (device && *device) ? device : DEFAULT_DEVICE;
   opt.allocation = (allocation && *allocation) ? allocation : NULL;
   opt.threads = (int) threads;
+  opt.release_text_encoder = release_text_encoder;
 
   gst_vdiff_src_post_progress (self, GST_PROGRESS_TYPE_START,
       "Loading %s on %s", model, opt.device);

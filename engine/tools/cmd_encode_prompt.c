@@ -23,8 +23,8 @@ static const char *const encode_help =
     "TEXT (\"\") encodes just the EOS token.\n\n"
     "  --model M        a umT5 encoder checkpoint (safetensors or GGUF)\n"
     "  --tokenizer T    the SentencePiece tokenizer (.model, tokenizer.json or a\n"
-    "                   checkpoint); needed only when M carries none (ComfyUI\n"
-    "                   umt5 files carry it as spiece_model, and then it is used)\n"
+    "                   checkpoint); default: the one M carries (ComfyUI umt5\n"
+    "                   files carry it as spiece_model); needed when M has none\n"
     "  --output OUT     also write embeddings f32 [n, d_model] and ids int32 [n] to\n"
     "                   a safetensors file (the context input of vdiff dit / sample)\n";
 

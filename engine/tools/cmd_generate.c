@@ -19,7 +19,7 @@ static const char *const generate_help =
     "  --model FILE           Wan DiT (e.g. wan2.1_t2v_1.3B_fp16.safetensors, or a GGUF)\n"
     "  --vae FILE             Wan VAE (wan_2.1_vae.safetensors)\n"
     "  --text-encoder FILE    umT5-XXL (umt5_xxl_fp8_e4m3fn_scaled.safetensors)\n"
-    "  --tokenizer FILE       SentencePiece .model, if the text encoder carries none\n"
+    "  --tokenizer FILE       SentencePiece .model (default: the one inside the text encoder)\n"
     "  --prompt TEXT          what to generate\n"
     "  --negative-prompt TEXT what to avoid (default: Wan's negative prompt)\n"
     "  --width N --height N   multiples of 16 (default: the model's, 832x480 for Wan2.1)\n"
@@ -29,6 +29,7 @@ static const char *const generate_help =
     "  --device cpu|cuda:N    where to compute (default cpu)\n"
     "  --allocation STRING    weight placement, e.g. \"cuda:0,8gb;cpu,*\"\n"
     "  --threads N            CPU threads (default: all cores)\n"
+    "  --release-text-encoder free the text encoder once the prompts are encoded\n"
     "  -o, --output FILE      the video file\n"
     "  --quiet                no progress bar\n";
 
@@ -139,6 +140,8 @@ int vd_cmd_generate(int argc, char **argv)
             ok = (out = vd_args_value(&a)) != NULL;
         else if (vd_args_is(&a, "--quiet"))
             g.quiet = 1;
+        else if (vd_args_is(&a, "--release-text-encoder"))
+            po.release_text_encoder = 1;
         else
             return vd_args_error(&a, "unknown option %s", s);
         if (!ok)

@@ -326,7 +326,7 @@ GST_START_TEST (test_properties)
   gint sampler, num_buffers;
   gboolean live;
   const gchar *ready_props[] = { "model", "vae", "text-encoder", "tokenizer",
-    "frames", "device", "allocation", "threads", "is-live"
+    "frames", "device", "allocation", "threads", "release-text-encoder", "is-live"
   };
   guint i;
 

@@ -52,6 +52,9 @@ typedef struct vd_pipeline_options {
     const char *allocation;   /* DisTorch2-style weight placement ("cuda:0,8gb;cpu,*");
                                  validated; NULL = everything on the compute device */
     int threads;              /* CPU worker threads; 0 = all cores */
+    int release_text_encoder; /* non-zero: free the text encoder after each request's
+                                 prompts are encoded (and load it again for the next),
+                                 so the DiT gets its memory */
 } vd_pipeline_options;
 
 vd_pipeline_options vd_pipeline_options_default(void);
