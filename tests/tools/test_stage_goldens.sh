@@ -51,4 +51,18 @@ for s in unipc euler; do
     --output "$tmp/sample_$s.safetensors" --threads 2 &&
     run "$COMPARE" "$tmp/sample_$s.safetensors" "$GOLDEN/sample_${s}_out.safetensors" latent 1e-3 video 1e-3
 done
+# inputs that do not fit the model: clear errors
+if "$VDIFF" dit --model "$GOLDEN/dit_tiny_t2v_f32.safetensors" --input "$GOLDEN/dit_case9_in.safetensors" \
+    --output "$tmp/bad.safetensors" 2>"$tmp/err"; then
+  echo "FAILED: a 36-channel latent was accepted by a 16-channel DiT"; fail=1
+else
+  grep -q "channels" "$tmp/err" || { echo "FAILED: unclear message: $(cat "$tmp/err")"; fail=1; }
+fi
+if "$VDIFF" vae-decode --vae "$GOLDEN/vae_tiny_f32.safetensors" --input "$GOLDEN/dit_case9_in.safetensors" \
+    --output "$tmp/bad.safetensors" 2>"$tmp/err"; then
+  echo "FAILED: a 36-channel latent was decoded by a 16-channel VAE"; fail=1
+else
+  grep -q "channels" "$tmp/err" || { echo "FAILED: unclear message: $(cat "$tmp/err")"; fail=1; }
+fi
+[ -e "$tmp/bad.safetensors" ] && { echo "FAILED: an output was written after an error"; fail=1; }
 exit $fail
