@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "tools/args.h"
+#include "tools/pipeline_args.h"
 #include "tools/commands.h"
 #include "tools/video_writer.h"
 #include "vdiff/pipeline.h"
@@ -87,10 +88,8 @@ int vd_cmd_generate(int argc, char **argv)
     vd_args_init(&a, "vdiff generate", argc, argv);
     vd_pipeline_options po = vd_pipeline_options_default();
     vd_request_params rq = vd_request_params_default();
-    const char *out = NULL, *sampler = "unipc", *s;
-    int64_t width = 0, height = 0, frames = 0, steps = 0, fps = 0, threads = 0;
-    uint64_t seed = 0;
-    double shift = 0, guidance = -1;
+    const char *out = NULL, *s;
+    int64_t fps = 0;
     gen_state g = {0};
     bool opt;
     while ((s = vd_args_next(&a, &opt))) {
@@ -100,49 +99,13 @@ int vd_cmd_generate(int argc, char **argv)
         if (vd_args_is(&a, "--help") || vd_args_is(&a, "-h")) {
             fputs(generate_help, stdout);
             return 0;
-        } else if (vd_args_is(&a, "--model"))
-            ok = (po.dit = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--vae"))
-            ok = (po.vae = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--text-encoder"))
-            ok = (po.text_encoder = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--tokenizer"))
-            ok = (po.tokenizer = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--device"))
-            ok = (po.device = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--allocation"))
-            ok = (po.allocation = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--threads"))
-            ok = vd_args_int(&a, 0, 1024, &threads);
-        else if (vd_args_is(&a, "--prompt"))
-            ok = (rq.prompt = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--negative-prompt"))
-            ok = (rq.negative_prompt = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--width"))
-            ok = vd_args_int(&a, 16, 8192, &width);
-        else if (vd_args_is(&a, "--height"))
-            ok = vd_args_int(&a, 16, 8192, &height);
-        else if (vd_args_is(&a, "--frames"))
-            ok = vd_args_int(&a, 1, 4097, &frames);
-        else if (vd_args_is(&a, "--fps"))
+        } else if (vd_args_is(&a, "--fps"))
             ok = vd_args_int(&a, 1, 240, &fps);
-        else if (vd_args_is(&a, "--steps"))
-            ok = vd_args_int(&a, 1, 10000, &steps);
-        else if (vd_args_is(&a, "--shift"))
-            ok = vd_args_double(&a, 1e-6, 1e6, &shift);
-        else if (vd_args_is(&a, "--guidance"))
-            ok = vd_args_double(&a, 0, 100, &guidance);
-        else if (vd_args_is(&a, "--sampler"))
-            ok = (sampler = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--seed"))
-            ok = vd_args_uint64(&a, &seed);
         else if (vd_args_is(&a, "-o") || vd_args_is(&a, "--output"))
             ok = (out = vd_args_value(&a)) != NULL;
         else if (vd_args_is(&a, "--quiet"))
             g.quiet = 1;
-        else if (vd_args_is(&a, "--release-text-encoder"))
-            po.release_text_encoder = 1;
-        else
+        else if (!vd_args_pipeline_option(&a, &po, &ok) && !vd_args_request_option(&a, &rq, &ok))
             return vd_args_error(&a, "unknown option %s", s);
         if (!ok)
             return 2;
@@ -151,15 +114,6 @@ int vd_cmd_generate(int argc, char **argv)
         return vd_args_error(&a, "--model, --vae and -o are required");
     if (!rq.prompt)
         return vd_args_error(&a, "--prompt is required");
-    if (strcmp(sampler, "unipc") == 0)
-        rq.sampler = VD_SAMPLE_UNIPC;
-    else if (strcmp(sampler, "euler") == 0)
-        rq.sampler = VD_SAMPLE_EULER;
-    else
-        return vd_args_error(&a, "--sampler: '%s' is not unipc or euler", sampler);
-    po.threads = (int)threads;
-    rq.width = (int)width, rq.height = (int)height, rq.frames = (int)frames;
-    rq.steps = (int)steps, rq.shift = shift, rq.guidance = guidance, rq.seed = seed;
     g.tty = isatty(STDERR_FILENO);
 
     if (!g.quiet)

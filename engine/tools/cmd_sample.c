@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "tools/args.h"
+#include "tools/pipeline_args.h"
 #include "tools/commands.h"
 #include "tools/tensor_file.h"
 #include "vdiff/pipeline.h"
@@ -24,10 +25,10 @@ int vd_cmd_sample(int argc, char **argv)
     vd_args_init(&a, "vdiff sample", argc, argv);
     vd_pipeline_options po = vd_pipeline_options_default();
     vd_request_params rq = vd_request_params_default();
-    const char *in = NULL, *out = NULL, *sampler = "unipc", *s;
-    int64_t steps = 0, threads = 0;
-    double shift = 5.0, guidance = 5.0;
+    const char *in = NULL, *out = NULL, *s;
     bool opt;
+    rq.shift = 5.0;
+    rq.guidance = 5.0;
     while ((s = vd_args_next(&a, &opt))) {
         bool ok = true;
         if (!opt)
@@ -35,40 +36,17 @@ int vd_cmd_sample(int argc, char **argv)
         if (vd_args_is(&a, "--help") || vd_args_is(&a, "-h")) {
             fputs(sample_help, stdout);
             return 0;
-        } else if (vd_args_is(&a, "--model"))
-            ok = (po.dit = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--vae"))
-            ok = (po.vae = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--device"))
-            ok = (po.device = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--threads"))
-            ok = vd_args_int(&a, 0, 1024, &threads);
-        else if (vd_args_is(&a, "--input") || vd_args_is(&a, "-i"))
+        } else if (vd_args_is(&a, "--input") || vd_args_is(&a, "-i"))
             ok = (in = vd_args_value(&a)) != NULL;
         else if (vd_args_is(&a, "--output") || vd_args_is(&a, "-o"))
             ok = (out = vd_args_value(&a)) != NULL;
-        else if (vd_args_is(&a, "--steps"))
-            ok = vd_args_int(&a, 1, 10000, &steps);
-        else if (vd_args_is(&a, "--shift"))
-            ok = vd_args_double(&a, 1e-6, 1e6, &shift);
-        else if (vd_args_is(&a, "--guidance"))
-            ok = vd_args_double(&a, 0, 100, &guidance);
-        else if (vd_args_is(&a, "--sampler"))
-            ok = (sampler = vd_args_value(&a)) != NULL;
-        else
+        else if (!vd_args_pipeline_option(&a, &po, &ok) && !vd_args_request_option(&a, &rq, &ok))
             return vd_args_error(&a, "unknown option %s", s);
         if (!ok)
             return 2;
     }
-    if (!po.dit || !po.vae || !in || !out || !steps)
+    if (!po.dit || !po.vae || !in || !out || !rq.steps)
         return vd_args_error(&a, "--model, --vae, --input, --output and --steps are required");
-    if (strcmp(sampler, "unipc") == 0)
-        rq.sampler = VD_SAMPLE_UNIPC;
-    else if (strcmp(sampler, "euler") == 0)
-        rq.sampler = VD_SAMPLE_EULER;
-    else
-        return vd_args_error(&a, "--sampler: '%s' is not unipc or euler", sampler);
-    po.threads = (int)threads;
 
     vd_weights *iw = NULL;
     vd_pipeline *p = NULL;
@@ -79,7 +57,7 @@ int vd_cmd_sample(int argc, char **argv)
         st = vd_read_f32(iw, "noise", 4, ns, &noise);
     if (st == VD_OK)
         st = vd_read_f32(iw, "context", 2, cs, &ctx);
-    if (st == VD_OK && guidance != 1.0)
+    if (st == VD_OK && rq.guidance != 1.0)
         st = vd_read_f32(iw, "negative_context", 2, gs, &neg);
     if (st == VD_OK)
         st = vd_pipeline_open(&po, &p);
@@ -91,7 +69,6 @@ int vd_cmd_sample(int argc, char **argv)
         rq.negative_context = neg;
         rq.negative_rows = neg ? (int)gs[0] : 0;
         rq.width = (int)W, rq.height = (int)H, rq.frames = (int)F;
-        rq.steps = (int)steps, rq.shift = shift, rq.guidance = guidance;
         int64_t shape[4];
         st = vd_pipeline_latent_shape(p, &rq, shape);
         if (st == VD_OK && shape[0] != ns[0])
