@@ -12,7 +12,8 @@
 extern "C" {
 #endif
 
-/* The two kernels. */
+/* The two kernels of attention.cu (the FlashAttention-2-style kernel that
+ * the backend prefers for head sizes 64 and 128 is in attention_fa2.h). */
 enum {
     VD_CUDA_ATTN_TENSOR_CORES = 0, /* bf16 mma.sync, fp32 softmax/accumulation; d == dv ∈ {64, 128}; sm_80+ */
     VD_CUDA_ATTN_F32 = 1           /* fp32 throughout; any d, dv (shared memory permitting) */

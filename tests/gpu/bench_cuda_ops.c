@@ -4,8 +4,12 @@
  * TFLOP/s:
  *   matmul     y[M,N] = x[M,K]·wᵀ, 2·M·N·K FLOPs (x f32 → bf16 included),
  *              M = 32760 tokens (81 frames at 720×1280), weights bf16, q8_0, f32
- *   attention  L = 32760, H = 40, d = 128: 4·L²·d·H FLOPs
- *              (and the fp32 kernel on the VAE's single 384-channel head)
+ *   attention  L = 32760, H = 40, d = 128: 4·L²·d·H FLOPs, the conversion of
+ *              q, k, v to bf16 included; every tensor-core kernel (fa2
+ *              variants 0..3, the old mma kernel) unless VD_CUDA_ATTENTION
+ *              (fa2|mma|f32, with VD_CUDA_FA2_VARIANT) picks one, each
+ *              output compared with the first kernel's (relative L2);
+ *              and the fp32 kernel on the VAE's single 384-channel head
  *   conv3d     the VAE decoder's 3×3×3 convolution at 384 channels
  *
  * usage: bench_cuda_ops [matmul] [attention] [conv]   (default: all) */
@@ -138,6 +142,21 @@ static vd_status run_attention(void *p)
     return vd_op_attention(gpu, &a->q, &a->k, &a->v, a->scale, NULL, NULL, &a->o);
 }
 
+/* The kernels to compare: {VD_CUDA_ATTENTION, VD_CUDA_FA2_VARIANT, label}. */
+typedef struct attn_kernel {
+    const char *kernel, *variant, *label;
+} attn_kernel;
+
+static const attn_kernel attn_kernels[] = {
+    {"fa2", "0", "fa2 v0: 128 q/block, 4 warps x 32 rows"},
+    {"fa2", "1", "fa2 v1: 128 q/block, 8 warps x 16 rows"},
+    {"fa2", "2", "fa2 v2: 64 q/block, 4 warps x 16 rows"},
+    {"fa2", "3", "fa2 v3: as v0, half key tiles"},
+    {"mma", NULL, "mma: the older tensor-core kernel"},
+};
+
+static const char *user_kernel, *user_variant; /* the caller's VD_CUDA_ATTENTION / VD_CUDA_FA2_VARIANT */
+
 static void bench_attention(int64_t L, int64_t H, int64_t d, int iters)
 {
     attn_args a;
@@ -148,11 +167,41 @@ static void bench_attention(int64_t L, int64_t H, int64_t d, int iters)
     if (vd_tensor_alloc(gpu, VD_F32, 4, s, &a.o) != VD_OK)
         fail("o");
     a.scale = 1.0f / sqrtf((float)d);
-    double ms = time_op(run_attention, &a, 1, iters);
-    double tflops = 4.0 * (double)L * (double)L * (double)d * (double)H / (ms * 1e-3) / 1e12;
-    printf("attention L=%lld H=%lld d=%lld: %10.3f ms  %7.1f TFLOP/s\n", (long long)L, (long long)H, (long long)d, ms,
-           tflops);
-    fflush(stdout);
+    const int64_t n = L * H * d;
+    float *first = NULL, *cur = malloc((size_t)n * sizeof *cur);
+    const bool tc = d == 64 || d == 128;
+    const size_t nk = tc && !user_kernel ? sizeof attn_kernels / sizeof attn_kernels[0] : 1;
+    for (size_t i = 0; i < nk; i++) {
+        const char *label = user_kernel ? user_kernel : tc ? attn_kernels[i].label : "fp32 kernel";
+        if (!user_kernel && tc) {
+            setenv("VD_CUDA_ATTENTION", attn_kernels[i].kernel, 1);
+            if (attn_kernels[i].variant)
+                setenv("VD_CUDA_FA2_VARIANT", attn_kernels[i].variant, 1);
+            else
+                unsetenv("VD_CUDA_FA2_VARIANT");
+        }
+        double ms = time_op(run_attention, &a, 1, iters);
+        double tflops = 4.0 * (double)L * (double)L * (double)d * (double)H / (ms * 1e-3) / 1e12;
+        printf("attention L=%lld H=%lld d=%lld: %10.3f ms  %7.1f TFLOP/s  [%s%s%s]", (long long)L, (long long)H,
+               (long long)d, ms, tflops, label, user_kernel && user_variant ? " variant " : "",
+               user_kernel && user_variant ? user_variant : "");
+        if (cur && vd_tensor_download(gpu, &a.o, cur, (size_t)n * sizeof *cur) == VD_OK) {
+            if (!first) {
+                first = cur;
+                cur = malloc((size_t)n * sizeof *cur);
+            } else {
+                printf("  rel L2 vs the first: %.2e", rel_l2(cur, first, n));
+            }
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    if (!user_kernel) {
+        unsetenv("VD_CUDA_ATTENTION");
+        unsetenv("VD_CUDA_FA2_VARIANT");
+    }
+    free(first);
+    free(cur);
     vd_tensor_release(&a.q), vd_tensor_release(&a.k), vd_tensor_release(&a.v), vd_tensor_release(&a.o);
 }
 
@@ -196,6 +245,8 @@ static bool wanted(int argc, char **argv, const char *what)
 
 int main(int argc, char **argv)
 {
+    user_kernel = getenv("VD_CUDA_ATTENTION");
+    user_variant = getenv("VD_CUDA_FA2_VARIANT");
     vd_backend_options o = {0};
     if (vd_backend_open("cuda:0", &o, &gpu) != VD_OK) {
         printf("skipped: %s\n", vd_last_error());
@@ -215,6 +266,7 @@ int main(int argc, char **argv)
     if (wanted(argc, argv, "attention")) {
         bench_attention(32760, 40, 128, 3);
         bench_attention(32760, 12, 128, 3); /* the 1.3B's heads */
+        bench_attention(8192, 16, 64, 5);   /* head size 64 */
         bench_attention(6240, 1, 384, 3);   /* the VAE (fp32 kernel) */
     }
     if (wanted(argc, argv, "conv"))

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "attention_fa2.h"
 #include "backend/backend.h"
 #include "backend/cuda/backend_cuda.h"
 #include "io/weights.h"
@@ -552,6 +553,8 @@ static void check_attention(const attn_case *a, double bound, uint64_t seed)
     free(kv);
 }
 
+/* Head sizes 64 and 128: the fa2 kernel by default (the old tensor-core
+ * kernel under VD_CUDA_ATTENTION=mma). */
 static const attn_case tc_cases[] = {
     {2, 300, 257, 3, 64, 64, true, true},      /* d=64 with bias and kv_len */
     {2, 1000, 1000, 2, 128, 128, false, false}, /* d=128 self-attention */
@@ -559,6 +562,27 @@ static const attn_case tc_cases[] = {
     {2, 130, 65, 2, 128, 128, true, true},      /* partial query and key tiles */
     {1, 1, 1, 1, 64, 64, false, false},
     {1, 5, 700, 2, 64, 64, false, true},
+};
+
+/* More tile edges for the fa2 kernel: its query blocks are 64 or 128, its
+ * key tiles 32..128, key counts past a tile by one or short of one. */
+static const attn_case fa2_cases[] = {
+    {2, 300, 257, 3, 128, 128, false, false},
+    {2, 300, 257, 3, 128, 128, true, true},
+    {2, 300, 257, 3, 64, 64, false, false},
+    {2, 77, 512, 3, 128, 128, false, true},  /* 512 keys: whole tiles only */
+    {3, 130, 65, 2, 64, 64, true, true},
+    {2, 70, 383, 1, 128, 128, false, true},  /* 383: one key short of a tile */
+    {2, 64, 383, 2, 64, 64, true, false},
+    {17, 20, 10, 2, 64, 64, false, true},    /* more batches than one launch carries (16) */
+    {2, 1000, 1000, 4, 64, 64, false, false}, /* L=1000, d=64 */
+    {1, 256, 128, 2, 128, 128, false, false}, /* whole query and key tiles */
+};
+
+/* Wan-like sizes (the 1.3B's 12 heads). */
+static const attn_case large_cases[] = {
+    {1, 4096, 4096, 12, 128, 128, false, false},
+    {2, 2000, 2000, 4, 64, 64, false, false},
 };
 
 static const attn_case f32_cases[] = {
@@ -570,19 +594,55 @@ static const attn_case f32_cases[] = {
     {1, 10, 20, 3, 24, 40, false, false},
 };
 
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static void attention_cases(const attn_case *cases, size_t n, double bound, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        check_attention(&cases[i], bound, seed + 10 * i);
+}
+
+/* Run under VD_CUDA_ATTENTION=fa2 (no fallback): every d ∈ {64, 128} case
+ * through the fa2 kernel, the rest through the fp32 kernel. */
 static void group_attention(void)
 {
-    for (size_t i = 0; i < sizeof tc_cases / sizeof tc_cases[0]; i++)
-        check_attention(&tc_cases[i], BF16_BOUND, 5000 + 10 * i);
-    for (size_t i = 0; i < sizeof f32_cases / sizeof f32_cases[0]; i++)
-        check_attention(&f32_cases[i], F32_BOUND, 6000 + 10 * i);
+    attention_cases(tc_cases, N_OF(tc_cases), BF16_BOUND, 5000);
+    attention_cases(fa2_cases, N_OF(fa2_cases), BF16_BOUND, 7000);
+    attention_cases(large_cases, N_OF(large_cases), BF16_BOUND, 8000);
+    attention_cases(f32_cases, N_OF(f32_cases), F32_BOUND, 6000);
+}
+
+/* The fa2 variants, head passes and the old kernel: the d ∈ {64, 128} cases. */
+static void group_attention_tc(void)
+{
+    attention_cases(tc_cases, N_OF(tc_cases), BF16_BOUND, 5000);
+    attention_cases(fa2_cases, N_OF(fa2_cases), BF16_BOUND, 7000);
+}
+
+/* Every fa2 variant on a few small shapes (VD_CUDA_ATTENTION=fa2): quick
+ * enough for compute-sanitizer's memcheck, racecheck and synccheck. */
+static void group_attention_fa2_small(void)
+{
+    static const attn_case small[] = {
+        {2, 130, 65, 2, 128, 128, true, true},
+        {2, 70, 129, 1, 128, 128, false, true},
+        {2, 65, 130, 2, 64, 64, true, true},
+        {1, 1, 1, 1, 64, 64, false, false},
+    };
+    char v[8];
+    for (int variant = 0; variant < VD_CUDA_FA2_VARIANTS; variant++) {
+        snprintf(v, sizeof v, "%d", variant);
+        setenv("VD_CUDA_FA2_VARIANT", v, 1); /* read at each call */
+        printf("  variant %d\n", variant);
+        attention_cases(small, N_OF(small), BF16_BOUND, 9000 + 100 * variant);
+    }
+    unsetenv("VD_CUDA_FA2_VARIANT");
 }
 
 /* Run under VD_CUDA_ATTENTION=f32: every case through the fp32 kernel. */
 static void group_attention_f32(void)
 {
-    for (size_t i = 0; i < sizeof tc_cases / sizeof tc_cases[0]; i++)
-        check_attention(&tc_cases[i], F32_BOUND, 5000 + 10 * i);
+    attention_cases(tc_cases, N_OF(tc_cases), F32_BOUND, 5000);
 }
 
 /* ---- conv3d -------------------------------------------------------------------------------- */
@@ -945,28 +1005,35 @@ static void group_umt5(void)
 typedef struct group {
     const char *name;
     void (*fn)(void);
-    const char *env_name, *env_value; /* set in the child before the backend opens */
+    const char *env_name, *env_value;   /* set in the child before the backend opens */
+    const char *env2_name, *env2_value; /* a second one (or NULL) */
 } group;
 
 static const group groups[] = {
-    {"elementwise", group_elementwise, NULL, NULL},
-    {"copy_fill", group_copy_fill, NULL, NULL},
-    {"norms", group_norms, NULL, NULL},
-    {"rope", group_rope, NULL, NULL},
-    {"get_rows", group_get_rows, NULL, NULL},
-    {"matmul_dtypes", group_matmul_dtypes, NULL, NULL},
-    {"matmul_shapes", group_matmul_shapes, NULL, NULL},
-    {"matmul_tiled", group_matmul_tiled, "VD_CUDA_SCRATCH_LIMIT", "262144"},
-    {"attention", group_attention, NULL, NULL},
-    {"attention_f32_kernel", group_attention_f32, "VD_CUDA_ATTENTION", "f32"},
-    {"conv3d", group_conv3d, NULL, NULL},
-    {"conv3d_tiled", group_conv3d, "VD_CUDA_SCRATCH_LIMIT", "65536"},
-    {"memory", group_memory, NULL, NULL},
-    {"errors", group_errors, NULL, NULL},
-    {"dit_golden", group_dit, NULL, NULL},
-    {"dit_golden_f32_attention", group_dit, "VD_CUDA_ATTENTION", "f32"},
-    {"vae_golden", group_vae, NULL, NULL},
-    {"umt5_golden", group_umt5, NULL, NULL},
+    {"elementwise", group_elementwise, NULL, NULL, NULL, NULL},
+    {"copy_fill", group_copy_fill, NULL, NULL, NULL, NULL},
+    {"norms", group_norms, NULL, NULL, NULL, NULL},
+    {"rope", group_rope, NULL, NULL, NULL, NULL},
+    {"get_rows", group_get_rows, NULL, NULL, NULL, NULL},
+    {"matmul_dtypes", group_matmul_dtypes, NULL, NULL, NULL, NULL},
+    {"matmul_shapes", group_matmul_shapes, NULL, NULL, NULL, NULL},
+    {"matmul_tiled", group_matmul_tiled, "VD_CUDA_SCRATCH_LIMIT", "262144", NULL, NULL},
+    {"attention", group_attention, "VD_CUDA_ATTENTION", "fa2", NULL, NULL},
+    {"attention_fa2_v1", group_attention_tc, "VD_CUDA_ATTENTION", "fa2", "VD_CUDA_FA2_VARIANT", "1"},
+    {"attention_fa2_v2", group_attention_tc, "VD_CUDA_ATTENTION", "fa2", "VD_CUDA_FA2_VARIANT", "2"},
+    {"attention_fa2_v3", group_attention_tc, "VD_CUDA_ATTENTION", "fa2", "VD_CUDA_FA2_VARIANT", "3"},
+    {"attention_fa2_small", group_attention_fa2_small, "VD_CUDA_ATTENTION", "fa2", NULL, NULL},
+    {"attention_fa2_passes", group_attention_tc, "VD_CUDA_ATTENTION", "fa2", "VD_CUDA_SCRATCH_LIMIT", "262144"},
+    {"attention_mma_kernel", group_attention_tc, "VD_CUDA_ATTENTION", "mma", NULL, NULL},
+    {"attention_f32_kernel", group_attention_f32, "VD_CUDA_ATTENTION", "f32", NULL, NULL},
+    {"conv3d", group_conv3d, NULL, NULL, NULL, NULL},
+    {"conv3d_tiled", group_conv3d, "VD_CUDA_SCRATCH_LIMIT", "65536", NULL, NULL},
+    {"memory", group_memory, NULL, NULL, NULL, NULL},
+    {"errors", group_errors, NULL, NULL, NULL, NULL},
+    {"dit_golden", group_dit, NULL, NULL, NULL, NULL},
+    {"dit_golden_f32_attention", group_dit, "VD_CUDA_ATTENTION", "f32", NULL, NULL},
+    {"vae_golden", group_vae, NULL, NULL, NULL, NULL},
+    {"umt5_golden", group_umt5, NULL, NULL, NULL, NULL},
 };
 
 static int open_backends(void)
@@ -994,6 +1061,8 @@ static int run_child(const group *g)
     if (pid == 0) {
         if (g && g->env_name)
             setenv(g->env_name, g->env_value, 1);
+        if (g && g->env2_name)
+            setenv(g->env2_name, g->env2_value, 1);
         int rc = open_backends();
         if (rc == 0 && g) {
             g->fn();
@@ -1034,8 +1103,9 @@ int main(int argc, char **argv)
             if (!wanted)
                 continue;
         }
-        printf("== %s%s%s%s\n", groups[i].name, groups[i].env_name ? " (" : "",
-               groups[i].env_name ? groups[i].env_name : "", groups[i].env_name ? ")" : "");
+        printf("== %s%s%s%s%s%s\n", groups[i].name, groups[i].env_name ? " (" : "",
+               groups[i].env_name ? groups[i].env_name : "", groups[i].env2_name ? ", " : "",
+               groups[i].env2_name ? groups[i].env2_name : "", groups[i].env_name ? ")" : "");
         int rc = run_child(&groups[i]);
         if (rc == 0) {
             passed++;
