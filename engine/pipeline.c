@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backend/backend.h"
@@ -43,6 +44,8 @@ struct vd_pipeline {
     int release_te;
     vd_pipeline_info info;
     vd_allocation allocation;
+    char *allocation_text;     /* as given, for the DiT's cache key and messages */
+    uint64_t reserve_bytes;    /* VRAM the VAE and text encoder will take (auto's default budget) */
 };
 
 const char *vd_version(void) { return VD_VERSION; }
@@ -137,7 +140,31 @@ typedef struct model_args {
     const char *tokenizer;
     vd_backend *be;
     void *backend_ref;
+    const vd_allocation *alloc;  /* the DiT's placement (NULL: resident) */
+    const char *alloc_text;
+    uint64_t reserve_bytes;
 } model_args;
+
+static int meta_int(const vd_weights *w, const char *key, int fallback);
+
+/* The DiT's placement, planned for the model's default clip size (the size
+ * of a request is not known when the model loads). */
+static vd_status load_dit(const model_args *a, vd_weights *w, vd_dit **out)
+{
+    if (!a->alloc || a->alloc->mode == VD_ALLOC_RESIDENT)
+        return vd_dit_load(a->be, w, out);
+    vd_arch_info ai;
+    bool ti2v = vd_arch_detect(w, &ai) == VD_OK && ai.arch == VD_ARCH_WAN_DIT && ai.dit.variant == VD_DIT_TI2V22;
+    const int width = meta_int(w, "vdiff.default_width", ti2v ? 1280 : 832);
+    const int height = meta_int(w, "vdiff.default_height", ti2v ? 704 : 480);
+    const int frames = meta_int(w, "vdiff.default_frames", ti2v ? 121 : 81);
+    vd_dit_allocation da = {
+        .alloc = a->alloc, .text = a->alloc_text,
+        .frames = (frames - 1) / 4 + 1, .height = height / 8, .width = width / 8, /* as resolve() */
+        .reserve_bytes = a->reserve_bytes,
+    };
+    return vd_dit_load_with_allocation(a->be, w, &da, out);
+}
 
 static void free_model(void *obj)
 {
@@ -164,7 +191,7 @@ static vd_status make_model(void *ctx, void **obj)
     } else {
         st = vd_weights_open(a->path, &m->weights);
         if (st == VD_OK)
-            st = a->kind == LOAD_DIT ? vd_dit_load(a->be, m->weights, &m->dit) : vd_vae_load(a->be, m->weights, &m->vae);
+            st = a->kind == LOAD_DIT ? load_dit(a, m->weights, &m->dit) : vd_vae_load(a->be, m->weights, &m->vae);
     }
     if (st != VD_OK) {
         free_model(m);
@@ -181,13 +208,16 @@ static vd_status acquire_model(vd_pipeline *p, load_kind kind, const char *path,
     char resolved[PATH_MAX];
     if (!realpath(path, resolved))
         snprintf(resolved, sizeof resolved, "%s", path); /* the loader reports the error */
-    char key[PATH_MAX * 2 + 64];
-    snprintf(key, sizeof key, "%d|%s|%s|%s", (int)kind, p->be->name, resolved, tokenizer ? tokenizer : "");
+    char key[PATH_MAX * 2 + 640];
+    /* a DiT placed by an allocation is a different loaded object */
+    snprintf(key, sizeof key, "%d|%s|%s|%s|%s", (int)kind, p->be->name, resolved, tokenizer ? tokenizer : "",
+             kind == LOAD_DIT && p->allocation.mode != VD_ALLOC_RESIDENT && p->allocation_text ? p->allocation_text
+                                                                                                : "");
     /* each model keeps its own reference to the backend */
     void *be_ref;
     backend_args ba = {p->be->name, p->be->threads};
     VD_TRY(vd_cache_acquire(VD_CACHED_BACKEND, p->be->name, make_backend, &ba, free_backend, &be_ref));
-    model_args ma = {kind, path, tokenizer, p->be, be_ref};
+    model_args ma = {kind, path, tokenizer, p->be, be_ref, &p->allocation, p->allocation_text, p->reserve_bytes};
     vd_cached_kind ck = kind == LOAD_DIT ? VD_CACHED_DIT : (kind == LOAD_VAE ? VD_CACHED_VAE : VD_CACHED_TEXT_ENCODER);
     void *obj;
     vd_status st = vd_cache_acquire(ck, key, make_model, &ma, free_model, &obj);
@@ -251,7 +281,14 @@ void vd_pipeline_close(vd_pipeline *p)
         vd_cache_release(p->be);
     free(p->te_path);
     free(p->tok_path);
+    free(p->allocation_text);
     free(p);
+}
+
+static uint64_t file_bytes(const char *path)
+{
+    struct stat sb;
+    return path && path[0] && stat(path, &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
 }
 
 vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
@@ -268,6 +305,14 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
     if (!p)
         return vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
     vd_status st = vd_allocation_parse(opt->allocation, &p->allocation);
+    if (st == VD_OK && opt->allocation) {
+        p->allocation_text = strdup(opt->allocation);
+        if (!p->allocation_text)
+            st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    /* the VAE and the text encoder load onto the same GPU as the DiT (a
+     * released text encoder comes back for each request's prompts) */
+    p->reserve_bytes = file_bytes(opt->vae) + file_bytes(opt->text_encoder);
     const char *device = opt->device && opt->device[0] ? opt->device : "cpu";
     void *be_obj = NULL;
     if (st == VD_OK) {

@@ -98,6 +98,15 @@ static bool parse_bytes(const char *s, double *out)
     return true;
 }
 
+bool vd_parse_bytes(const char *text, double *bytes)
+{
+    if (!text || !bytes)
+        return false;
+    char t[64];
+    span(text, text + strlen(text), t, sizeof t);
+    return t[0] != '\0' && parse_bytes(t, bytes);
+}
+
 static bool parse_number(const char *s, double *out)
 {
     char *end;

@@ -55,6 +55,11 @@ typedef struct vd_allocation {
 /* Parse; NULL or "" is the resident mode.  Errors quote the bad part. */
 vd_status vd_allocation_parse(const char *text, vd_allocation *out);
 
+/* A size such as "2.5gb", "512mb", "12GiB" or "1000" (bytes; decimal units
+ * k/m/g/t as the DisTorch strings mean them, binary kib/mib/gib).  False if
+ * the text is not a non-negative size. */
+bool vd_parse_bytes(const char *text, double *bytes);
+
 /* "cpu" / "cuda:1" into buf. */
 const char *vd_alloc_device_str(vd_alloc_device d, char *buf, int size);
 

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"tokenize", vd_cmd_tokenize, "print the umT5 tokenizer's ids for a text"},
     {"t5", vd_cmd_t5, "the umT5 encoder on given token ids (checks against other implementations)"},
     {"encode-prompt", vd_cmd_encode_prompt, "a prompt through Wan's text path: ids and embedding statistics"},
+    {"plan", vd_cmd_plan, "where a DiT's weights would live for an allocation, the VRAM and the step time"},
 };
 
 static void usage(FILE *f)

@@ -143,6 +143,36 @@ void *vd_backend_cuda_stream(vd_backend *be)
     return be && be->kind == VD_DEVICE_CUDA ? (void *)cuda_stream(be) : NULL;
 }
 
+vd_status vd_backend_cuda_buffer_alloc_exact(vd_backend *be, size_t size, const char *what, vd_buffer **out)
+{
+    if (!out)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "vd_backend_cuda_buffer_alloc_exact: out is NULL");
+    *out = NULL;
+    if (!be || be->kind != VD_DEVICE_CUDA)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "vd_backend_cuda_buffer_alloc_exact: not a CUDA backend");
+    vd_buffer *b = calloc(1, sizeof *b);
+    if (!b)
+        return vd_error(VD_ERR_OUT_OF_MEMORY, "out of host memory");
+    cuda_block *blk;
+    vd_status s = cuda_pool_alloc_exact(be, size, what, &blk);
+    if (s != VD_OK) {
+        free(b);
+        return s;
+    }
+    b->backend = be;
+    b->data = blk->ptr;
+    b->size = size;
+    b->impl = blk;
+    *out = b;
+    return VD_OK;
+}
+
+void vd_backend_cuda_reset_peak(vd_backend *be)
+{
+    if (be && be->kind == VD_DEVICE_CUDA)
+        cuda_pool_reset_peak(be);
+}
+
 vd_status vd_backend_cuda_memory(vd_backend *be, vd_cuda_memory_stats *out)
 {
     if (!be || be->kind != VD_DEVICE_CUDA || !out)

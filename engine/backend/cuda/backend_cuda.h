@@ -38,4 +38,14 @@ void *vd_backend_cuda_stream(vd_backend *be);
  * library or process needs the memory. */
 vd_status vd_backend_cuda_release_cached(vd_backend *be);
 
+/* `size` bytes of VRAM in one allocation of exactly that size (no size
+ * class rounding, never cached: vd_buffer_free hands it straight back to
+ * the driver), counted in the allocator's live and peak bytes.  For
+ * long-lived buffers such as packed weights and staging slots.  `what`
+ * names it in an out-of-memory message. */
+vd_status vd_backend_cuda_buffer_alloc_exact(vd_backend *be, size_t size, const char *what, vd_buffer **out);
+
+/* Set the allocator's peak to its live bytes now (to measure one phase). */
+void vd_backend_cuda_reset_peak(vd_backend *be);
+
 #endif

@@ -195,3 +195,52 @@ void cuda_pool_free(vd_backend *be, cuda_block *b)
         free(b);
     }
 }
+
+/* ---- exact, uncached allocations (offloading's long-lived buffers) -------------- */
+
+vd_status cuda_pool_alloc_exact(vd_backend *be, size_t size, const char *what, cuda_block **out)
+{
+    cuda_ctx *c = cuda_ctx_of(be);
+    cuda_pool *p = &c->pool;
+    *out = NULL;
+    if (size > MAX_REQUEST)
+        return out_of_memory(be, size, what, cudaErrorMemoryAllocation);
+    cuda_block *b = calloc(1, sizeof *b);
+    if (!b)
+        return vd_error(VD_ERR_OUT_OF_MEMORY, "%s: out of host memory", be->name);
+    cudaSetDevice(c->device);
+    const size_t got = size ? size : 1;
+    void *ptr = NULL;
+    cudaError_t e = cudaMalloc(&ptr, got);
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        cuda_pool_release_cached(be);
+        e = cudaMalloc(&ptr, got);
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        free(b);
+        if (e == cudaErrorMemoryAllocation)
+            return out_of_memory(be, size, what, e);
+        return vd_error(VD_ERR_DEVICE, "%s: cudaMalloc of %zu bytes for %s failed: %s (%s)", be->name, size,
+                        what ? what : "a buffer", cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    b->ptr = ptr;
+    b->size = got;
+    b->cls = -1;
+    pthread_mutex_lock(&p->lock);
+    p->live_bytes += got;
+    if (p->live_bytes > p->peak_bytes)
+        p->peak_bytes = p->live_bytes;
+    pthread_mutex_unlock(&p->lock);
+    *out = b;
+    return VD_OK;
+}
+
+void cuda_pool_reset_peak(vd_backend *be)
+{
+    cuda_pool *p = &cuda_ctx_of(be)->pool;
+    pthread_mutex_lock(&p->lock);
+    p->peak_bytes = p->live_bytes;
+    pthread_mutex_unlock(&p->lock);
+}

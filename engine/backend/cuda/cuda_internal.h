@@ -80,6 +80,11 @@ vd_status cuda_pool_alloc(vd_backend *be, size_t size, const char *what, cuda_bl
 void cuda_pool_free(vd_backend *be, cuda_block *b);
 /* cudaFree every cached block (after synchronising the stream). */
 void cuda_pool_release_cached(vd_backend *be);
+/* Exactly `size` bytes, never cached (cls -1; cuda_pool_free gives it back
+ * to the driver), counted in live/peak. */
+vd_status cuda_pool_alloc_exact(vd_backend *be, size_t size, const char *what, cuda_block **out);
+/* peak_bytes = live_bytes. */
+void cuda_pool_reset_peak(vd_backend *be);
 void cuda_pool_init(cuda_pool *p);
 void cuda_pool_destroy(cuda_pool *p);
 

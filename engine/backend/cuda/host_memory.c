@@ -69,4 +69,16 @@ void *vd_backend_cuda_stream(vd_backend *be)
     (void)be;
     return NULL;
 }
+
+vd_status vd_backend_cuda_buffer_alloc_exact(vd_backend *be, size_t size, const char *what, vd_buffer **out)
+{
+    (void)be;
+    (void)size;
+    (void)what;
+    if (out)
+        *out = NULL;
+    return no_cuda("vd_backend_cuda_buffer_alloc_exact");
+}
+
+void vd_backend_cuda_reset_peak(vd_backend *be) { (void)be; }
 #endif
