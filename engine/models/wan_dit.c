@@ -247,16 +247,23 @@ void vd_dit_free(vd_dit *m)
 
 const vd_dit_config *vd_dit_get_config(const vd_dit *m) { return &m->cfg; }
 
+/* The weights' DiT configuration, or why they are not a DiT we run. */
+static vd_status detect_dit(const vd_weights *w, vd_arch_info *info)
+{
+    vd_status st = vd_arch_detect(w, info);
+    if (st != VD_OK)
+        return vd_error_context(st, "'%s': ", vd_weights_path(w));
+    if (info->arch != VD_ARCH_WAN_DIT)
+        return vd_error(VD_ERR_UNSUPPORTED, "'%s' is a %s, not a Wan DiT", vd_weights_path(w), info->name);
+    return VD_OK;
+}
+
 /* A new model for the weights' configuration (no tensors yet). */
 static vd_status new_model(vd_backend *be, const vd_weights *w, vd_dit **out)
 {
     *out = NULL;
     vd_arch_info info;
-    vd_status st = vd_arch_detect(w, &info);
-    if (st != VD_OK)
-        return vd_error_context(st, "'%s': ", vd_weights_path(w));
-    if (info.arch != VD_ARCH_WAN_DIT)
-        return vd_error(VD_ERR_UNSUPPORTED, "'%s' is a %s, not a Wan DiT", vd_weights_path(w), info.name);
+    VD_TRY(detect_dit(w, &info));
     if (info.dit.patch[0] != 1)
         return vd_error(VD_ERR_UNSUPPORTED, "'%s': temporal patch size %lld (only 1 is supported, as in every Wan release)",
                         vd_weights_path(w), (long long)info.dit.patch[0]);
@@ -324,12 +331,8 @@ vd_status vd_dit_layout(const vd_weights *w, vd_pack_layout **out)
 {
     *out = NULL;
     vd_arch_info info;
-    vd_status st = vd_arch_detect(w, &info);
-    if (st != VD_OK)
-        return vd_error_context(st, "'%s': ", vd_weights_path(w));
-    if (info.arch != VD_ARCH_WAN_DIT)
-        return vd_error(VD_ERR_UNSUPPORTED, "'%s' is a %s, not a Wan DiT", vd_weights_path(w), info.name);
-    st = build_layout(&info.dit, w, out);
+    VD_TRY(detect_dit(w, &info));
+    vd_status st = build_layout(&info.dit, w, out);
     if (st != VD_OK)
         return vd_error_context(st, "laying out '%s': ", vd_weights_path(w));
     return VD_OK;
