@@ -16,4 +16,6 @@ int vd_cmd_t5(int argc, char **argv);
 int vd_cmd_encode_prompt(int argc, char **argv);
 int vd_cmd_plan(int argc, char **argv);
 
+int vd_cmd_bench_offload(int argc, char **argv);
+
 #endif

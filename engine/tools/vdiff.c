@@ -24,6 +24,7 @@ static const command commands[] = {
     {"t5", vd_cmd_t5, "the umT5 encoder on given token ids (checks against other implementations)"},
     {"encode-prompt", vd_cmd_encode_prompt, "a prompt through Wan's text path: ids and embedding statistics"},
     {"plan", vd_cmd_plan, "where a DiT's weights would live for an allocation, the VRAM and the step time"},
+    {"bench-offload", vd_cmd_bench_offload, "time DiT steps as more blocks stream from each source (CSV)"},
 };
 
 static void usage(FILE *f)

@@ -3,7 +3,7 @@
  * streamed from each source, next to the planner's prediction.  Not a test:
  * run it on the GPU machine; results go to RESULTS.md.
  *
- *   bench_offload --model M [--device cuda:0] [--width 832 --height 480 --frames 81]
+ *   vdiff bench-offload --model M [--device cuda:0] [--width 832 --height 480 --frames 81]
  *                 [--steps 3] [--fractions 0,25,50,75,100] [--depth 2]
  *                 [--sources none,host,donor,sim6.8,sim27.2,sim50.8]
  *                 [--placement spread|contiguous] [--donor cuda:1]
@@ -26,6 +26,7 @@
 #include "core/rng.h"
 #include "io/weights.h"
 #include "models/wan_dit.h"
+#include "tools/commands.h"
 #include "vd_config.h"
 
 #if VD_HAVE_CUDA
@@ -42,14 +43,14 @@ static double now(void)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_offload --model M [--device cuda:0] [--width W --height H --frames F] [--steps N]\n"
-                    "                     [--fractions 0,25,50,75,100] [--depth 2] [--placement spread|contiguous]\n"
-                    "                     [--sources none,host,donor,sim6.8,sim27.2,sim50.8] [--donor cuda:1]\n");
+    fprintf(stderr, "usage: vdiff bench-offload --model M [--device cuda:0] [--width W --height H --frames F] [--steps N]\n"
+                    "                           [--fractions 0,25,50,75,100] [--depth 2] [--placement spread|contiguous]\n"
+                    "                           [--sources none,host,donor,sim6.8,sim27.2,sim50.8] [--donor cuda:1]\n");
 }
 
 static int fail(const char *what)
 {
-    fprintf(stderr, "bench_offload: %s: %s\n", what, vd_last_error());
+    fprintf(stderr, "vdiff bench-offload: %s: %s\n", what, vd_last_error());
     return 1;
 }
 
@@ -59,13 +60,17 @@ typedef struct source {
     double sim_gbps;  /* 0: real link */
 } source;
 
-int main(int argc, char **argv)
+int vd_cmd_bench_offload(int argc, char **argv)
 {
     const char *model = NULL, *device = "cuda:0", *fractions = "0,25,50,75,100", *sources_text =
         "none,host,donor,sim6.8,sim27.2,sim50.8", *placement = "spread";
     int width = 832, height = 480, frames = 81, steps = 3, depth = 2, donor = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 0;
+        }
         if (!v) {
             usage();
             return 2;
@@ -134,7 +139,7 @@ int main(int argc, char **argv)
         return fail("measuring the donor link");
     vd_backend_close(be);
 
-    printf("# bench_offload %s: %s, %d blocks, %.2f GB packed (block %.1f MB)\n", model, ai.name, N,
+    printf("# vdiff bench-offload %s: %s, %d blocks, %.2f GB packed (block %.1f MB)\n", model, ai.name, N,
            vd_pack_layout_bytes(l) / 1e9, l->units[1].bytes / 1e6);
     printf("# libvdiff %s; %s %s, %.1f GB; clip %dx%d, %d frames (latent %lldx%lldx%lld, %lld tokens), batch 2\n",
            VD_VERSION, device, gpus[compute].name, gpus[compute].total_bytes / 1e9, width, height, frames,
@@ -177,7 +182,7 @@ int main(int argc, char **argv)
             s->sim_gbps = atof(t + 3);
             snprintf(s->name, sizeof s->name, "host-sim-%g", s->sim_gbps);
         } else {
-            fprintf(stderr, "bench_offload: unknown source '%s'\n", t);
+            fprintf(stderr, "vdiff bench-offload: unknown source '%s'\n", t);
             return 2;
         }
         n_src++;
@@ -276,9 +281,10 @@ int main(int argc, char **argv)
 
 #else
 
-int main(void)
+int vd_cmd_bench_offload(int argc, char **argv)
 {
-    fprintf(stderr, "bench_offload: this build has no CUDA\n");
+    (void)argc, (void)argv;
+    fprintf(stderr, "vdiff bench-offload: this build of vdiff has no CUDA support; rebuild with -Dcuda=enabled\n");
     return 1;
 }
 
