@@ -1,4 +1,4 @@
-/* vdiff dit / vae-decode / schedule: the single-stage hooks by which anyone
+/* vdiff dit / vae-decode / vae-encode / schedule: the single-stage hooks by which anyone
  * checks the engine against another implementation. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -180,6 +180,58 @@ int vd_cmd_vae_decode(int argc, char **argv)
     vd_backend_close(be);
     free(latent);
     free(sink.video);
+    return st == VD_OK ? 0 : vd_tool_fail(a.cmd, NULL);
+}
+
+static const char *const vae_encode_help =
+    "usage: vdiff vae-encode --vae V --input IN --output OUT [--device cpu|cuda:N] [--threads N]\n\n"
+    "Encode a video into the normalised latent (the VAE's mean, (mu - mean)/std).\n"
+    "IN (safetensors): video [3,F,H,W] in [-1, 1] with F = 4k+1 and H, W multiples\n"
+    "of 8.  OUT: latent [16, (F-1)/4+1, H/8, W/8].  V must hold the encoder.\n";
+
+int vd_cmd_vae_encode(int argc, char **argv)
+{
+    vd_args a;
+    vd_args_init(&a, "vdiff vae-encode", argc, argv);
+    stage_opts o = {0};
+    int rc = parse_stage(&a, vae_encode_help, "--vae", &o);
+    if (rc >= 0)
+        return rc;
+    vd_weights *vw = NULL, *in = NULL;
+    vd_backend *be = NULL;
+    vd_vae *vae = NULL;
+    float *video = NULL, *latent = NULL;
+    int64_t vs[5], ls[4] = {0};
+    vd_backend_options bo = {.threads = (int)o.threads};
+    vd_status st = vd_weights_open(o.input, &in);
+    if (st == VD_OK)
+        st = vd_read_f32(in, "video", 4, vs, &video);
+    if (st == VD_OK && vs[0] != 3)
+        st = vd_error(VD_ERR_SHAPE, "video has %" PRId64 " channels; the VAE encodes RGB video [3,F,H,W]", vs[0]);
+    if (st == VD_OK)
+        st = vd_backend_open(o.device, &bo, &be);
+    if (st == VD_OK)
+        st = vd_weights_open(o.model, &vw);
+    if (st == VD_OK)
+        st = vd_vae_load(be, vw, &vae);
+    if (st == VD_OK) {
+        ls[0] = vd_vae_get_config(vae)->z_dim, ls[1] = (vs[1] - 1) / 4 + 1, ls[2] = vs[2] / 8, ls[3] = vs[3] / 8;
+        int64_t n = ls[0] * ls[1] * ls[2] * ls[3];
+        if (!(latent = malloc((size_t)(n > 0 ? n : 1) * sizeof *latent)))
+            st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory for the latent");
+    }
+    if (st == VD_OK)
+        st = vd_vae_encode(vae, video, vs[1], vs[2], vs[3], latent, NULL);
+    if (st == VD_OK) {
+        vd_named_tensor out = {"latent", VD_F32, 4, {ls[0], ls[1], ls[2], ls[3]}, latent};
+        st = vd_write_tensors(o.output, &out, 1);
+    }
+    vd_vae_free(vae);
+    vd_weights_close(vw);
+    vd_weights_close(in);
+    vd_backend_close(be);
+    free(video);
+    free(latent);
     return st == VD_OK ? 0 : vd_tool_fail(a.cmd, NULL);
 }
 

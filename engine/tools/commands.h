@@ -8,6 +8,7 @@ int vd_cmd_mkmodel(int argc, char **argv);
 int vd_cmd_convert(int argc, char **argv);
 int vd_cmd_dit(int argc, char **argv);
 int vd_cmd_vae_decode(int argc, char **argv);
+int vd_cmd_vae_encode(int argc, char **argv);
 int vd_cmd_schedule(int argc, char **argv);
 int vd_cmd_sample(int argc, char **argv);
 int vd_cmd_generate(int argc, char **argv);

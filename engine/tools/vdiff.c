@@ -18,6 +18,7 @@ static const command commands[] = {
     {"convert", vd_cmd_convert, "re-store a model file in another dtype or format"},
     {"dit", vd_cmd_dit, "one DiT forward pass on given inputs (checks against other implementations)"},
     {"vae-decode", vd_cmd_vae_decode, "decode a latent with the VAE"},
+    {"vae-encode", vd_cmd_vae_encode, "encode a video into a latent with the VAE"},
     {"schedule", vd_cmd_schedule, "print the sampler's timesteps and sigmas to a file"},
     {"sample", vd_cmd_sample, "the sampling loop from given noise and embeddings, then decode"},
     {"tokenize", vd_cmd_tokenize, "print the umT5 tokenizer's ids for a text"},
