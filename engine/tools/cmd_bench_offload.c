@@ -5,13 +5,15 @@
  *
  *   vdiff bench-offload --model M [--device cuda:0] [--width 832 --height 480 --frames 81]
  *                 [--steps 3] [--fractions 0,25,50,75,100] [--depth 2]
- *                 [--sources none,host,donor,sim6.8,sim27.2,sim50.8]
+ *                 [--sources none,host,donor,sim6.8,sim27.2,sim50.8,auto12gb]
  *                 [--placement spread|contiguous] [--donor cuda:1]
  *
  * Sources: none (everything resident, the baseline), host (pinned host
  * memory), donor (the --donor GPU), simX (pinned host memory with the link
  * capped at X GB/s by pacing: SIMULATED; DisTorch2's published links are
- * 6.8 = PCIe 3.0 x8, 27.2 = PCIe 4.0 x16, 50.8 = NVLink 3090).
+ * 6.8 = PCIe 3.0 x8, 27.2 = PCIe 4.0 x16, 50.8 = NVLink 3090), autoSIZE
+ * (the planner's automatic mode within a VRAM budget of SIZE on the compute
+ * GPU, "auto12gb": one point, blocks streamed from wherever it chose).
  *
  * Output: comment lines (#) with the machine, the measured block time and
  * link speeds, then CSV:
@@ -45,7 +47,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: vdiff bench-offload --model M [--device cuda:0] [--width W --height H --frames F] [--steps N]\n"
                     "                           [--fractions 0,25,50,75,100] [--depth 2] [--placement spread|contiguous]\n"
-                    "                           [--sources none,host,donor,sim6.8,sim27.2,sim50.8] [--donor cuda:1]\n");
+                    "                           [--sources none,host,donor,sim6.8,sim27.2,sim50.8,auto12gb] [--donor cuda:1]\n");
 }
 
 static int fail(const char *what)
@@ -58,6 +60,8 @@ typedef struct source {
     char name[32];
     vd_tier tier;
     double sim_gbps;  /* 0: real link */
+    vd_allocation budget; /* autoSIZE: the parsed "auto,SIZE" */
+    bool is_auto;
 } source;
 
 int vd_cmd_bench_offload(int argc, char **argv)
@@ -181,6 +185,15 @@ int vd_cmd_bench_offload(int argc, char **argv)
             s->tier = VD_TIER_HOST;
             s->sim_gbps = atof(t + 3);
             snprintf(s->name, sizeof s->name, "host-sim-%g", s->sim_gbps);
+        } else if (!strncmp(t, "auto", 4) && t[4]) {
+            char spec[64];
+            snprintf(spec, sizeof spec, "auto,%s", t + 4);
+            if (vd_allocation_parse(spec, &s->budget) != VD_OK) {
+                fprintf(stderr, "vdiff bench-offload: source '%s': %s\n", t, vd_last_error());
+                return 2;
+            }
+            s->is_auto = true;
+            s->tier = VD_TIER_HOST;
         } else {
             fprintf(stderr, "vdiff bench-offload: unknown source '%s'\n", t);
             return 2;
@@ -202,7 +215,7 @@ int vd_cmd_bench_offload(int argc, char **argv)
     for (int si = 0; si < n_src; si++) {
         const source *s = &srcs[si];
         char fb[256];
-        snprintf(fb, sizeof fb, "%s", s->tier == VD_TIER_RESIDENT ? "0" : fractions);
+        snprintf(fb, sizeof fb, "%s", s->tier == VD_TIER_RESIDENT || s->is_auto ? "0" : fractions);
         char *save2 = NULL;
         for (char *f = strtok_r(fb, ",", &save2); f; f = strtok_r(NULL, ",", &save2)) {
             const double frac = atof(f) / 100.0;
@@ -223,7 +236,14 @@ int vd_cmd_bench_offload(int argc, char **argv)
                 places[1 + pos] = (vd_plan_place){s->tier, s->tier == VD_TIER_DONOR ? donor : -1};
             }
             static vd_plan plan;
-            if (vd_plan_from_places(&in, places, &plan) != VD_OK)
+            if (s->is_auto) {
+                /* the planner decides, within the budget, as vdiff plan / generate would */
+                in.alloc = &s->budget;
+                in.alloc_text = s->name;
+                in.activation_bytes = vd_dit_activation_bytes(c, 2, T, H, W);
+                if (vd_plan_make(&in, &plan) != VD_OK)
+                    return fail(s->name);
+            } else if (vd_plan_from_places(&in, places, &plan) != VD_OK)
                 return fail("planning");
             vd_offload_options o = base;
             if (s->sim_gbps > 0) {
@@ -262,6 +282,11 @@ int vd_cmd_bench_offload(int argc, char **argv)
             printf("%s,%.3f,%.4f,%.3f,%.4f,%.2f,%d,%d,%s,%s\n", s->name, off / 1e9, per, ms.peak_bytes / 1e9,
                    plan.has_prediction ? plan.predicted_s : NAN, frac, plan.n_streamed, plan.depth, placement,
                    s->sim_gbps > 0 ? "SIMULATED" : "");
+            if (s->is_auto)
+                printf("# %s: %d of %d blocks streamed, planned VRAM %.3f GB of the %.3f GB budget (activations "
+                       "%.3f GB), peak %.3f GB\n",
+                       s->name, plan.n_streamed, N, plan.vram_bytes / 1e9, plan.budget_bytes / 1e9,
+                       plan.activation_bytes / 1e9, ms.peak_bytes / 1e9);
             if (rep.warnings[0])
                 printf("# warnings: %s\n", rep.warnings);
             fflush(stdout);
