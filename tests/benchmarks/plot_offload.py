@@ -54,6 +54,11 @@ def main():
     for i, s in enumerate(sources):
         pts = sorted((float(r["gb_offloaded"]), float(r["s_per_step"])) for r in rows if r["source"] == s)
         label = s + (" (SIMULATED)" if any(r["simulated"] for r in rows if r["source"] == s) else "")
+        if s.startswith("auto"):  # one point: the planner's own placement within a budget
+            peak = [float(r["peak_vram_gb"]) for r in rows if r["source"] == s]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "*", ms=12, color="k",
+                    label=f"{s}: planner's placement, peak VRAM {max(peak):.1f} GB")
+            continue
         line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{label}: ours")
         sim = re.search(r"sim-([0-9.]+)", s)
         link = float(sim.group(1)) if sim else bw.get(s)

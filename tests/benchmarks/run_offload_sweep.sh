@@ -20,12 +20,23 @@ ninja -C "$B" >/dev/null || exit 1
 V=$B/engine/tools/vdiff
 f=$M/w14b_bf16.safetensors
 [ -f "$f" ] || "$V" mkmodel --arch wan21-t2v --preset 14b --dtype bf16 -o "$f" >/dev/null || exit 1
+# VD_SWEEP_CASES picks the cases (default: video image); VD_SWEEP_FRACTIONS
+# and VD_SWEEP_STEPS shorten a run (every point reloads the 28.6 GB model).
+cases=${VD_SWEEP_CASES:-video image}
+fr=${VD_SWEEP_FRACTIONS:-0,25,50,75,100}
 sources=none,host,donor,sim6.8,sim27.2,sim50.8
-"$V" bench-offload --model "$f" --steps 2 --fractions 0,25,50,75,100 --sources $sources \
-    >"$O/offload_14b_480p81.csv"
-"$V" bench-offload --model "$f" --width 1024 --height 1024 --frames 1 --steps 3 \
-    --fractions 0,25,50,75,100 --sources $sources >"$O/offload_14b_1024sq.csv"
-for c in offload_14b_480p81 offload_14b_1024sq; do
-    python3 tests/benchmarks/plot_offload.py "$O/$c.png" "$O/$c.csv" "Wan 14B bf16, $c" || true
-    grep -v '^#' "$O/$c.csv"
+for case in $cases; do
+  case $case in
+  video) c=offload_14b_480p81
+    # auto12gb: the planner's own placement within a 12 GB budget on cuda:0
+    "$V" bench-offload --model "$f" --steps "${VD_SWEEP_STEPS:-2}" --fractions "$fr" --sources $sources,auto12gb \
+        >"$O/$c.csv" ;;
+  image) c=offload_14b_1024sq
+    "$V" bench-offload --model "$f" --width 1024 --height 1024 --frames 1 --steps "${VD_SWEEP_STEPS:-3}" \
+        --fractions "$fr" --sources $sources >"$O/$c.csv" ;;
+  *) echo "unknown case $case"; continue ;;
+  esac
+  python3 tests/benchmarks/plot_offload.py "$O/$c.png" "$O/$c.csv" "Wan 14B bf16, $c" || true
+  grep -v '^#' "$O/$c.csv"
+  grep '^# auto' "$O/$c.csv"
 done
