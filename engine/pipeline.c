@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/backend_cuda.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "model_cache.h"
@@ -38,10 +39,14 @@ typedef struct loaded_model {
 } loaded_model;
 
 struct vd_pipeline {
-    vd_backend *be;
+    vd_backend *be;            /* the DiT's device (the compute device) */
+    vd_backend *te_be, *vae_be; /* the text encoder's and the VAE's: cache references, the
+                                  same object as `be` when they share its device */
     loaded_model *dit, *vae, *te;
+    char *dit_path;            /* to reload a released DiT */
     char *te_path, *tok_path;  /* to reload a released text encoder */
-    int release_te;
+    int release_te, release_dit;
+    vd_dit_config dit_config;  /* kept, since the DiT may be released between requests */
     vd_pipeline_info info;
     vd_allocation allocation;
     char *allocation_text;     /* as given, for the DiT's cache key and messages */
@@ -143,6 +148,7 @@ typedef struct model_args {
     const vd_allocation *alloc;  /* the DiT's placement (NULL: resident) */
     const char *alloc_text;
     uint64_t reserve_bytes;
+    bool made;                   /* set by make_model: the model took backend_ref */
 } model_args;
 
 static int meta_int(const vd_weights *w, const char *key, int fallback);
@@ -198,26 +204,29 @@ static vd_status make_model(void *ctx, void **obj)
         return st;
     }
     m->backend_ref = a->backend_ref;
+    a->made = true;
     *obj = m;
     return VD_OK;
 }
 
-static vd_status acquire_model(vd_pipeline *p, load_kind kind, const char *path, const char *tokenizer,
-                               loaded_model **out)
+/* `kind` from `path` on `be` (one of the pipeline's backends). */
+static vd_status acquire_model(vd_pipeline *p, load_kind kind, vd_backend *be, const char *path,
+                               const char *tokenizer, loaded_model **out)
 {
     char resolved[PATH_MAX];
     if (!realpath(path, resolved))
         snprintf(resolved, sizeof resolved, "%s", path); /* the loader reports the error */
     char key[PATH_MAX * 2 + 640];
-    /* a DiT placed by an allocation is a different loaded object */
-    snprintf(key, sizeof key, "%d|%s|%s|%s|%s", (int)kind, p->be->name, resolved, tokenizer ? tokenizer : "",
+    /* the device is part of the key (one file on two devices is two loaded
+     * models); a DiT placed by an allocation is a different loaded object */
+    snprintf(key, sizeof key, "%d|%s|%s|%s|%s", (int)kind, be->name, resolved, tokenizer ? tokenizer : "",
              kind == LOAD_DIT && p->allocation.mode != VD_ALLOC_RESIDENT && p->allocation_text ? p->allocation_text
                                                                                                 : "");
     /* each model keeps its own reference to the backend */
     void *be_ref;
-    backend_args ba = {p->be->name, p->be->threads};
-    VD_TRY(vd_cache_acquire(VD_CACHED_BACKEND, p->be->name, make_backend, &ba, free_backend, &be_ref));
-    model_args ma = {kind, path, tokenizer, p->be, be_ref, &p->allocation, p->allocation_text, p->reserve_bytes};
+    backend_args ba = {be->name, be->threads};
+    VD_TRY(vd_cache_acquire(VD_CACHED_BACKEND, be->name, make_backend, &ba, free_backend, &be_ref));
+    model_args ma = {kind, path, tokenizer, be, be_ref, &p->allocation, p->allocation_text, p->reserve_bytes, false};
     vd_cached_kind ck = kind == LOAD_DIT ? VD_CACHED_DIT : (kind == LOAD_VAE ? VD_CACHED_VAE : VD_CACHED_TEXT_ENCODER);
     void *obj;
     vd_status st = vd_cache_acquire(ck, key, make_model, &ma, free_model, &obj);
@@ -225,11 +234,66 @@ static vd_status acquire_model(vd_pipeline *p, load_kind kind, const char *path,
         vd_cache_release(be_ref);
         return st;
     }
-    loaded_model *m = obj;
-    if (m->backend_ref != be_ref)
-        vd_cache_release(be_ref); /* a cache hit: the model already holds one */
-    *out = m;
+    /* On a cache hit make_model did not run: the model holds a reference of
+     * its own already (the same object, backends being shared by name). */
+    if (!ma.made)
+        vd_cache_release(be_ref);
+    *out = obj;
     return VD_OK;
+}
+
+/* A cache reference to the backend of `device`, shared under its canonical
+ * name ("cuda" and "cuda:0" are one backend).  Errors name the option that
+ * asked for the device ("vae_device cuda:7: ..."). */
+static vd_status acquire_backend(const char *option, const char *device, int threads, vd_backend **out)
+{
+    *out = NULL;
+    char name[32];
+    vd_status st = VD_OK;
+    if (strcmp(device, "cpu") == 0) {
+        snprintf(name, sizeof name, "cpu"); /* canonical already: no probe (and no thread pool) needed */
+    } else {
+        /* probe the name, then share the backend by its canonical name */
+        vd_backend *probe;
+        vd_backend_options bo = {.threads = threads};
+        st = vd_backend_open(device, &bo, &probe);
+        if (st == VD_OK) {
+            snprintf(name, sizeof name, "%s", probe->name);
+            vd_backend_close(probe);
+        }
+    }
+    if (st == VD_OK) {
+        backend_args ba = {name, threads};
+        void *obj;
+        st = vd_cache_acquire(VD_CACHED_BACKEND, name, make_backend, &ba, free_backend, &obj);
+        if (st == VD_OK)
+            *out = obj;
+    }
+    return st == VD_OK ? VD_OK : vd_error_context(st, "%s %s: ", option, device);
+}
+
+/* The backend of a model that may name its own device (NULL or "": the
+ * compute device `be`, which the pipeline options named `compute`). */
+static vd_status acquire_model_backend(const char *option, const char *device, const char *compute, vd_backend *be,
+                                       int threads, vd_backend **out)
+{
+    if (device && device[0] && strcmp(device, compute) != 0 && strcmp(device, be->name) != 0)
+        return acquire_backend(option, device, threads, out);
+    /* the compute device: another reference to its backend, without a probe */
+    backend_args ba = {be->name, threads};
+    void *obj;
+    VD_TRY(vd_cache_acquire(VD_CACHED_BACKEND, be->name, make_backend, &ba, free_backend, &obj));
+    *out = obj;
+    return VD_OK;
+}
+
+/* Give the allocator's cached free blocks of a CUDA device back to the
+ * driver, so that what was just released is free for the next model (and
+ * for other processes), not only for this backend. */
+static void trim_device(vd_backend *be)
+{
+    if (be && be->kind == VD_DEVICE_CUDA)
+        vd_backend_cuda_release_cached(be);
 }
 
 /* Defaults: Wan's published settings, or those a checkpoint states in its
@@ -247,7 +311,7 @@ static int meta_int(const vd_weights *w, const char *key, int fallback)
 static void fill_info(vd_pipeline *p)
 {
     vd_pipeline_info *i = &p->info;
-    const vd_dit_config *c = vd_dit_get_config(p->dit->dit);
+    const vd_dit_config *c = &p->dit_config;
     memset(i, 0, sizeof *i);
     vd_arch_info ai;
     if (vd_arch_detect(p->dit->weights, &ai) == VD_OK) {
@@ -277,8 +341,14 @@ void vd_pipeline_close(vd_pipeline *p)
         vd_cache_release(p->vae);
     if (p->dit)
         vd_cache_release(p->dit);
+    /* the models' own references keep a backend alive until they are gone */
+    if (p->te_be)
+        vd_cache_release(p->te_be);
+    if (p->vae_be)
+        vd_cache_release(p->vae_be);
     if (p->be)
         vd_cache_release(p->be);
+    free(p->dit_path);
     free(p->te_path);
     free(p->tok_path);
     free(p->allocation_text);
@@ -310,34 +380,30 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
         if (!p->allocation_text)
             st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
     }
-    /* the VAE and the text encoder load onto the same GPU as the DiT (a
-     * released text encoder comes back for each request's prompts) */
-    p->reserve_bytes = file_bytes(opt->vae) + file_bytes(opt->text_encoder);
     const char *device = opt->device && opt->device[0] ? opt->device : "cpu";
-    void *be_obj = NULL;
-    if (st == VD_OK) {
-        /* probe the name, then share the backend by its canonical name */
-        vd_backend *probe;
-        vd_backend_options bo = {.threads = opt->threads};
-        st = vd_backend_open(device, &bo, &probe);
-        if (st == VD_OK) {
-            char name[32];
-            snprintf(name, sizeof name, "%s", probe->name);
-            vd_backend_close(probe);
-            backend_args ba = {name, opt->threads};
-            st = vd_cache_acquire(VD_CACHED_BACKEND, name, make_backend, &ba, free_backend, &be_obj);
-        }
-    }
-    if (st == VD_OK) {
-        p->be = be_obj;
-        st = acquire_model(p, LOAD_DIT, opt->dit, NULL, &p->dit);
-    }
+    const bool has_te = opt->text_encoder && opt->text_encoder[0];
+    /* every device first: a bad one fails before any model loads */
     if (st == VD_OK)
-        st = acquire_model(p, LOAD_VAE, opt->vae, NULL, &p->vae);
-    if (st == VD_OK && opt->text_encoder && opt->text_encoder[0])
-        st = acquire_model(p, LOAD_TE, opt->text_encoder, opt->tokenizer, &p->te);
+        st = acquire_backend("device", device, opt->threads, &p->be);
+    if (st == VD_OK && has_te)
+        st = acquire_model_backend("text_encoder_device", opt->text_encoder_device, device, p->be, opt->threads,
+                                   &p->te_be);
+    if (st == VD_OK)
+        st = acquire_model_backend("vae_device", opt->vae_device, device, p->be, opt->threads, &p->vae_be);
+    /* the VAE and the text encoder on the DiT's GPU take part of its memory
+     * (a released text encoder comes back for each request's prompts) */
+    if (st == VD_OK)
+        p->reserve_bytes = (p->vae_be == p->be ? file_bytes(opt->vae) : 0) +
+                           (has_te && p->te_be == p->be ? file_bytes(opt->text_encoder) : 0);
+    if (st == VD_OK)
+        st = acquire_model(p, LOAD_DIT, p->be, opt->dit, NULL, &p->dit);
+    if (st == VD_OK)
+        st = acquire_model(p, LOAD_VAE, p->vae_be, opt->vae, NULL, &p->vae);
+    if (st == VD_OK && has_te)
+        st = acquire_model(p, LOAD_TE, p->te_be, opt->text_encoder, opt->tokenizer, &p->te);
     if (st == VD_OK) {
-        const vd_dit_config *c = vd_dit_get_config(p->dit->dit);
+        p->dit_config = *vd_dit_get_config(p->dit->dit);
+        const vd_dit_config *c = &p->dit_config;
         const vd_vae_config *v = vd_vae_get_config(p->vae->vae);
         if (c->out_dim != v->z_dim || (c->in_dim != v->z_dim && c->variant == VD_DIT_T2V))
             st = vd_error(VD_ERR_UNSUPPORTED,
@@ -364,6 +430,12 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
             st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
         p->release_te = opt->release_text_encoder;
     }
+    if (st == VD_OK && opt->release_dit_for_decode) {
+        p->dit_path = strdup(opt->dit);
+        if (!p->dit_path)
+            st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
+        p->release_dit = 1;
+    }
     if (st != VD_OK) {
         vd_pipeline_close(p);
         return st;
@@ -374,6 +446,8 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
         vd_cache_release(p->te);
         p->te = NULL;
     }
+    /* A DiT released for decoding stays loaded until the first request has
+     * sampled: that request need not load it twice. */
     *out = p;
     return VD_OK;
 }
@@ -381,6 +455,34 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
 vd_status vd_pipeline_get_info(const vd_pipeline *p, vd_pipeline_info *out)
 {
     *out = p->info;
+    return VD_OK;
+}
+
+vd_status vd_pipeline_device_memory(const vd_pipeline *p, vd_stage stage, vd_device_memory *out)
+{
+    if (!p || !out)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "vd_pipeline_device_memory: no pipeline or out");
+    memset(out, 0, sizeof *out);
+    vd_backend *be = stage == VD_STAGE_ENCODE_TEXT ? p->te_be
+                     : stage == VD_STAGE_SAMPLE    ? p->be
+                     : stage == VD_STAGE_DECODE    ? p->vae_be
+                                                   : NULL;
+    if (stage == VD_STAGE_ENCODE_TEXT && !be)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "the pipeline has no text encoder");
+    if (!be)
+        return vd_error(VD_ERR_INVALID_ARGUMENT, "stage %d has no device (use encode, sample or decode)",
+                        (int)stage);
+    snprintf(out->device, sizeof out->device, "%s", be->name);
+    if (be->kind != VD_DEVICE_CUDA)
+        return vd_error(VD_ERR_UNSUPPORTED, "device %s keeps no allocator statistics (CUDA devices do)",
+                        be->name);
+    vd_cuda_memory_stats ms;
+    VD_TRY(vd_backend_cuda_memory(be, &ms));
+    out->in_use_bytes = ms.live_bytes;
+    out->cached_bytes = ms.cached_bytes;
+    out->peak_bytes = ms.peak_bytes;
+    out->free_bytes = ms.device_free_bytes;
+    out->total_bytes = ms.device_total_bytes;
     return VD_OK;
 }
 
@@ -415,8 +517,7 @@ static vd_status resolve(const vd_pipeline *p, const vd_request_params *rq, reso
         return vd_error(VD_ERR_INVALID_ARGUMENT, "shift %g or guidance %g is out of range", r->shift, r->guidance);
     if (rq->sampler != VD_SAMPLE_UNIPC && rq->sampler != VD_SAMPLE_EULER)
         return vd_error(VD_ERR_INVALID_ARGUMENT, "unknown sampler %d", (int)rq->sampler);
-    const vd_dit_config *c = vd_dit_get_config(p->dit->dit);
-    r->C = c->in_dim;
+    r->C = p->dit_config.in_dim;
     r->T = (r->frames - 1) / 4 + 1;
     r->h = r->height / 8;
     r->w = r->width / 8;
@@ -458,6 +559,24 @@ static void report(run *g, vd_stage stage, int step, int total, double eta)
     g->rq->on_progress(g->rq->user, &pr);
 }
 
+/* Load a DiT released for the previous decode again.  The file must still
+ * be the model the pipeline was opened with (sizes were validated then). */
+static vd_status reload_dit(vd_pipeline *p)
+{
+    VD_TRY(acquire_model(p, LOAD_DIT, p->be, p->dit_path, NULL, &p->dit));
+    const vd_dit_config *c = vd_dit_get_config(p->dit->dit), *o = &p->dit_config;
+    if (c->variant != o->variant || c->dim != o->dim || c->layers != o->layers || c->in_dim != o->in_dim ||
+        c->out_dim != o->out_dim || c->text_dim != o->text_dim || c->patch[1] != o->patch[1]) {
+        vd_cache_release(p->dit);
+        p->dit = NULL;
+        return vd_error(VD_ERR_UNSUPPORTED,
+                        "the DiT '%s' changed since the pipeline was opened (it is reloaded for each request "
+                        "with release_dit_for_decode); open the pipeline again",
+                        p->dit_path);
+    }
+    return VD_OK;
+}
+
 /* One prompt through the (loaded) text encoder. */
 static vd_status encode_prompt(vd_pipeline *p, const char *text, float **emb, int64_t *rows)
 {
@@ -472,7 +591,7 @@ static vd_status text_contexts(vd_pipeline *p, run *g, bool need_uncond, float *
                                int64_t *neg_rows)
 {
     const vd_request_params *rq = g->rq;
-    const int64_t td = vd_dit_get_config(p->dit->dit)->text_dim;
+    const int64_t td = p->dit_config.text_dim;
     *ctx = *neg = NULL;
     *rows = *neg_rows = 0;
     if (rq->context) {
@@ -558,7 +677,7 @@ static vd_status sample(vd_pipeline *p, run *g, vd_request *req, const vd_tensor
 {
     const resolved *r = &g->r;
     const int64_t n = r->C * r->T * r->h * r->w;
-    const int64_t n_out = vd_dit_get_config(p->dit->dit)->out_dim * r->T * r->h * r->w;
+    const int64_t n_out = p->dit_config.out_dim * r->T * r->h * r->w;
     const bool cfg = text_u != NULL;
     vd_schedule sched;
     VD_TRY(vd_schedule_flow(r->steps, r->shift, &sched));
@@ -632,15 +751,21 @@ vd_status vd_pipeline_generate(vd_pipeline *p, const vd_request_params *rq, vd_r
     vd_tensor tc = {0}, tu = {0};
     /* A released text encoder is loaded for this request's prompts only. */
     bool reload = p->release_te && !p->te && (rq->prompt || (cfg && !rq->negative_context));
-    vd_status st = reload ? acquire_model(p, LOAD_TE, p->te_path, p->tok_path, &p->te) : VD_OK;
+    vd_status st = reload ? acquire_model(p, LOAD_TE, p->te_be, p->te_path, p->tok_path, &p->te) : VD_OK;
     if (st == VD_OK)
         st = text_contexts(p, &g, cfg, &ctx, &rows, &neg, &neg_rows);
     if (reload && p->te) {
         vd_cache_release(p->te);
         p->te = NULL;
+        if (p->te_be != p->be)
+            trim_device(p->te_be); /* on the DiT's device the allocator reuses the blocks */
     }
     if (st == VD_OK && req && atomic_load(&req->cancelled))
         st = vd_error(VD_ERR_CANCELLED, "generation cancelled before sampling");
+    /* A DiT released for the previous decode comes back for this request's
+     * sampling, after the text encoder has left. */
+    if (st == VD_OK && !p->dit)
+        st = reload_dit(p);
     if (st == VD_OK) {
         pthread_mutex_lock(&p->dit->lock);
         st = vd_dit_embed_text(p->dit->dit, ctx, rows, &tc);
@@ -665,6 +790,15 @@ vd_status vd_pipeline_generate(vd_pipeline *p, const vd_request_params *rq, vd_r
     vd_tensor_release(&tu);
     free(ctx);
     free(neg);
+    if (st == VD_OK && p->release_dit && p->dit) {
+        /* The DiT's weights and activations leave the compute GPU (the
+         * latent is on the host), and the allocator's cache goes back to the
+         * driver, so the decode can have the memory.  After a failed or
+         * cancelled sampling it stays: the next request needs it first. */
+        vd_cache_release(p->dit);
+        p->dit = NULL;
+        trim_device(p->be);
+    }
     if (st == VD_OK && rq->latent_out)
         memcpy(rq->latent_out, x, (size_t)n * sizeof *x);
     if (st == VD_OK) {

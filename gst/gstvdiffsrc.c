@@ -52,6 +52,13 @@
  *     frames=33 steps=30 seed=7 ! videoconvert ! autovideosink
  * ]| Runs the 14B model with 12 GB of its weights on the GPU and the rest
  * streamed from host memory.
+ * |[
+ * gst-launch-1.0 vdiffsrc model=wan2.1_t2v_14B_fp8_e4m3fn.safetensors \
+ *     vae=wan_2.1_vae.safetensors text-encoder=umt5_xxl_fp16.safetensors \
+ *     prompt="waves at dusk" device=cuda:0 text-encoder-device=cpu \
+ *     release-dit-for-decode=true ! videoconvert ! autovideosink
+ * ]| Encodes the prompt on the CPU, samples on the first GPU, and frees the
+ * DiT there before the VAE decodes, so the decode has its memory.
  *
  * Since: 0.1
  */
@@ -88,6 +95,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_vdiff_src_debug);
 #define DEFAULT_FRAMES 0
 #define MAX_FRAMES 4097
 #define DEFAULT_DEVICE "cpu"
+#define DEFAULT_MODEL_DEVICE NULL       /* the compute device */
 #define DEFAULT_ALLOCATION NULL
 #define DEFAULT_THREADS 0
 #define MAX_THREADS 1024
@@ -113,6 +121,9 @@ enum
   PROP_THREADS,
   PROP_RELEASE_TEXT_ENCODER,
   PROP_IS_LIVE,
+  PROP_TEXT_ENCODER_DEVICE,
+  PROP_VAE_DEVICE,
+  PROP_RELEASE_DIT_FOR_DECODE,
 };
 
 struct _GstVdiffSrc
@@ -135,9 +146,12 @@ struct _GstVdiffSrc
   GstVdiffSampler sampler;
   guint frames;
   gchar *device;
+  gchar *text_encoder_device;
+  gchar *vae_device;
   gchar *allocation;
   guint threads;
   gboolean release_text_encoder;
+  gboolean release_dit_for_decode;
 
   /* Between start() and stop().  The pipeline and request are only touched
    * by the state-change thread and the streaming thread (which basesrc never
@@ -425,6 +439,36 @@ gst_vdiff_src_class_init (GstVdiffSrcClass * klass)
           DEFAULT_DEVICE, ready));
 
   /**
+   * GstVdiffSrc:text-encoder-device:
+   *
+   * Where the text encoder runs: "cpu", "cuda" or "cuda:N"; empty runs it on
+   * #GstVdiffSrc:device.  Its embeddings reach the DiT through host memory,
+   * so any device works.  A device that does not exist fails with an error
+   * naming this property when the element starts.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (gobject_class, PROP_TEXT_ENCODER_DEVICE,
+      g_param_spec_string ("text-encoder-device", "Text encoder device",
+          "Device of the text encoder: \"cpu\", \"cuda\" or \"cuda:N\" "
+          "(empty: the compute device)", DEFAULT_MODEL_DEVICE, ready));
+
+  /**
+   * GstVdiffSrc:vae-device:
+   *
+   * Where the VAE decodes: "cpu", "cuda" or "cuda:N"; empty decodes on
+   * #GstVdiffSrc:device.  The latent reaches it and the frames leave it
+   * through host memory.  A device that does not exist fails with an error
+   * naming this property when the element starts.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (gobject_class, PROP_VAE_DEVICE,
+      g_param_spec_string ("vae-device", "VAE device",
+          "Device of the VAE: \"cpu\", \"cuda\" or \"cuda:N\" "
+          "(empty: the compute device)", DEFAULT_MODEL_DEVICE, ready));
+
+  /**
    * GstVdiffSrc:allocation:
    *
    * Where the weights live, in the DisTorch2 syntax of ComfyUI-MultiGPU:
@@ -465,6 +509,23 @@ gst_vdiff_src_class_init (GstVdiffSrcClass * klass)
       g_param_spec_boolean ("release-text-encoder", "Release text encoder",
           "Free the text encoder after each clip's prompts are encoded "
           "(reloaded for the next clip), leaving its memory to the DiT",
+          FALSE, ready));
+
+  /**
+   * GstVdiffSrc:release-dit-for-decode:
+   *
+   * Free the DiT (its weights, its activations and the compute GPU's
+   * cached free memory) once a clip is sampled, before the VAE decodes it,
+   * so the decode gets that memory.  The cost is a reload of the DiT for
+   * every clip after the first; the frames do not change.  Nothing is freed
+   * while another vdiffsrc of the process shares the same DiT.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (gobject_class, PROP_RELEASE_DIT_FOR_DECODE,
+      g_param_spec_boolean ("release-dit-for-decode", "Release DiT for decode",
+          "Free the DiT after each clip is sampled, before the VAE decodes "
+          "(reloaded for the next clip), leaving its memory to the decode",
           FALSE, ready));
 
   /**
@@ -552,6 +613,8 @@ gst_vdiff_src_finalize (GObject * object)
   g_free (self->prompt);
   g_free (self->negative_prompt);
   g_free (self->device);
+  g_free (self->text_encoder_device);
+  g_free (self->vae_device);
   g_free (self->allocation);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -626,6 +689,12 @@ gst_vdiff_src_set_property (GObject * object, guint prop_id,
     case PROP_DEVICE:
       gst_vdiff_src_replace_string (self, &self->device, value);
       break;
+    case PROP_TEXT_ENCODER_DEVICE:
+      gst_vdiff_src_replace_string (self, &self->text_encoder_device, value);
+      break;
+    case PROP_VAE_DEVICE:
+      gst_vdiff_src_replace_string (self, &self->vae_device, value);
+      break;
     case PROP_ALLOCATION:{
       const gchar *allocation = g_value_get_string (value);
 
@@ -646,6 +715,11 @@ gst_vdiff_src_set_property (GObject * object, guint prop_id,
     case PROP_RELEASE_TEXT_ENCODER:
       GST_OBJECT_LOCK (self);
       self->release_text_encoder = g_value_get_boolean (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
+    case PROP_RELEASE_DIT_FOR_DECODE:
+      GST_OBJECT_LOCK (self);
+      self->release_dit_for_decode = g_value_get_boolean (value);
       GST_OBJECT_UNLOCK (self);
       break;
     case PROP_IS_LIVE:
@@ -709,6 +783,12 @@ gst_vdiff_src_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_DEVICE:
       g_value_set_string (value, self->device);
       break;
+    case PROP_TEXT_ENCODER_DEVICE:
+      g_value_set_string (value, self->text_encoder_device);
+      break;
+    case PROP_VAE_DEVICE:
+      g_value_set_string (value, self->vae_device);
+      break;
     case PROP_ALLOCATION:
       g_value_set_string (value, self->allocation);
       break;
@@ -717,6 +797,9 @@ gst_vdiff_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_RELEASE_TEXT_ENCODER:
       g_value_set_boolean (value, self->release_text_encoder);
+      break;
+    case PROP_RELEASE_DIT_FOR_DECODE:
+      g_value_set_boolean (value, self->release_dit_for_decode);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1062,6 +1145,25 @@ gst_vdiff_src_decide_allocation (GstBaseSrc * bsrc, GstQuery * query)
 /* ------------------------------------------------------------------------ */
 /* Loading */
 
+/* The engine's last error, with the engine option that names a device
+ * ("vae_device cuda:7: ...") spelled as the property the user set
+ * ("vae-device cuda:7: ...").  Free with g_free(). */
+static gchar *
+gst_vdiff_src_engine_message_for_properties (void)
+{
+  static const gchar *const names[][2] = {
+    {"text_encoder_device ", "text-encoder-device "},
+    {"vae_device ", "vae-device "},
+  };
+  const gchar *message = vd_last_error ();
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (names); i++)
+    if (g_str_has_prefix (message, names[i][0]))
+      return g_strconcat (names[i][1], message + strlen (names[i][0]), NULL);
+  return g_strdup (message);
+}
+
 /* A GST_MESSAGE_PROGRESS about loading the models (code "open"). */
 static void
 gst_vdiff_src_post_progress (GstVdiffSrc * self, GstProgressType type,
@@ -1093,8 +1195,9 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   vd_pipeline_info info;
   vd_status status;
   gchar *model, *vae, *text_encoder, *tokenizer, *device, *allocation;
+  gchar *text_encoder_device, *vae_device;
   guint threads, frames;
-  gboolean release_text_encoder;
+  gboolean release_text_encoder, release_dit_for_decode;
   gint64 t0;
 
   GST_OBJECT_LOCK (self);
@@ -1103,10 +1206,13 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   text_encoder = g_strdup (self->text_encoder);
   tokenizer = g_strdup (self->tokenizer);
   device = g_strdup (self->device);
+  text_encoder_device = g_strdup (self->text_encoder_device);
+  vae_device = g_strdup (self->vae_device);
   allocation = g_strdup (self->allocation);
   threads = self->threads;
   frames = self->frames;
   release_text_encoder = self->release_text_encoder;
+  release_dit_for_decode = self->release_dit_for_decode;
   GST_OBJECT_UNLOCK (self);
 
   if (model == NULL || *model == '\0')
@@ -1126,15 +1232,22 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   opt.text_encoder = text_encoder;
   opt.tokenizer = (tokenizer && *tokenizer) ? tokenizer : NULL;
   opt.device = (device && *device) ? device : DEFAULT_DEVICE;
+  /* NULL: the compute device */
+  opt.text_encoder_device = (text_encoder_device && *text_encoder_device) ?
+      text_encoder_device : NULL;
+  opt.vae_device = (vae_device && *vae_device) ? vae_device : NULL;
   opt.allocation = (allocation && *allocation) ? allocation : NULL;
   opt.threads = (int) threads;
   opt.release_text_encoder = release_text_encoder;
+  opt.release_dit_for_decode = release_dit_for_decode;
 
   gst_vdiff_src_post_progress (self, GST_PROGRESS_TYPE_START,
       "Loading %s on %s", model, opt.device);
   GST_INFO_OBJECT (self, "loading dit=%s vae=%s text-encoder=%s device=%s "
-      "allocation=%s", model, vae, text_encoder, opt.device,
-      GST_STR_NULL (opt.allocation));
+      "text-encoder-device=%s vae-device=%s allocation=%s "
+      "release-dit-for-decode=%d", model, vae, text_encoder, opt.device,
+      GST_STR_NULL (opt.text_encoder_device), GST_STR_NULL (opt.vae_device),
+      GST_STR_NULL (opt.allocation), release_dit_for_decode);
   t0 = g_get_monotonic_time ();
 
   status = vd_pipeline_open (&opt, &pipeline);
@@ -1180,6 +1293,8 @@ gst_vdiff_src_start (GstBaseSrc * bsrc)
   g_free (text_encoder);
   g_free (tokenizer);
   g_free (device);
+  g_free (text_encoder_device);
+  g_free (vae_device);
   g_free (allocation);
   return TRUE;
 
@@ -1212,7 +1327,7 @@ bad_allocation:
   }
 open_failed:
   {
-    gchar *message = g_strdup (vd_last_error ());
+    gchar *message = gst_vdiff_src_engine_message_for_properties ();
 
     gst_vdiff_src_post_progress (self, GST_PROGRESS_TYPE_ERROR,
         "Could not load the models");
@@ -1251,6 +1366,8 @@ failed:
     g_free (text_encoder);
     g_free (tokenizer);
     g_free (device);
+    g_free (text_encoder_device);
+    g_free (vae_device);
     g_free (allocation);
     return FALSE;
   }

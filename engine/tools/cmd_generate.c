@@ -28,16 +28,44 @@ static const char *const generate_help =
     "  --fps N                frame rate of the file (default: the model's, 16)\n"
     "  --steps N --shift S --guidance G --sampler unipc|euler --seed N\n"
     "  --device cpu|cuda:N    where to compute (default cpu)\n"
+    "  --text-encoder-device DEV  where the text encoder runs (default: --device)\n"
+    "  --vae-device DEV       where the VAE decodes (default: --device)\n"
     "  --allocation STRING    weight placement, e.g. \"cuda:0,8gb;cpu,*\"\n"
     "  --threads N            CPU threads (default: all cores)\n"
     "  --release-text-encoder free the text encoder once the prompts are encoded\n"
+    "  --release-dit-for-decode  free the DiT before the VAE decodes (reloaded per clip)\n"
     "  -o, --output FILE      the video file\n"
-    "  --quiet                no progress bar\n";
+    "  --quiet                no progress bar\n"
+    "  --verbose              also report the GPU memory vdiff's allocator used\n";
+
+/* One line per GPU the pipeline used: the most memory its tensors held at
+ * once (since the device was opened), what they hold now and what the
+ * allocator keeps cached. */
+static void report_memory(const vd_pipeline *p)
+{
+    static const vd_stage stages[] = {VD_STAGE_SAMPLE, VD_STAGE_ENCODE_TEXT, VD_STAGE_DECODE};
+    char seen[3][32] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        vd_device_memory m;
+        if (vd_pipeline_device_memory(p, stages[i], &m) != VD_OK)
+            continue; /* the CPU, or no text encoder */
+        bool dup = false;
+        for (int j = 0; j < i; j++)
+            dup = dup || strcmp(seen[j], m.device) == 0;
+        snprintf(seen[i], sizeof seen[i], "%s", m.device);
+        if (dup)
+            continue;
+        const double gib = 1024.0 * 1024.0 * 1024.0;
+        fprintf(stderr, "%s: peak %.3f GiB in use, now %.3f GiB (+%.3f GiB cached); device %.2f GiB free of %.2f\n",
+                m.device, (double)m.peak_bytes / gib, (double)m.in_use_bytes / gib, (double)m.cached_bytes / gib,
+                (double)m.free_bytes / gib, (double)m.total_bytes / gib);
+    }
+}
 
 typedef struct gen_state {
     vd_video_writer *writer;
     vd_status write_status;
-    int quiet, tty;
+    int quiet, tty, verbose;
     int frames_total, frames_written;
 } gen_state;
 
@@ -105,6 +133,8 @@ int vd_cmd_generate(int argc, char **argv)
             ok = (out = vd_args_value(&a)) != NULL;
         else if (vd_args_is(&a, "--quiet"))
             g.quiet = 1;
+        else if (vd_args_is(&a, "--verbose"))
+            g.verbose = 1;
         else if (!vd_args_pipeline_option(&a, &po, &ok) && !vd_args_request_option(&a, &rq, &ok))
             return vd_args_error(&a, "unknown option %s", s);
         if (!ok)
@@ -119,6 +149,9 @@ int vd_cmd_generate(int argc, char **argv)
     if (!g.quiet)
         fprintf(stderr, "loading %s, %s%s%s on %s\n", po.dit, po.vae, po.text_encoder ? ", " : "",
                 po.text_encoder ? po.text_encoder : "", po.device);
+    if (!g.quiet && (po.text_encoder_device || po.vae_device))
+        fprintf(stderr, "text encoder on %s, VAE on %s\n", po.text_encoder_device ? po.text_encoder_device : po.device,
+                po.vae_device ? po.vae_device : po.device);
     vd_pipeline *p = NULL;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -148,6 +181,8 @@ int vd_cmd_generate(int argc, char **argv)
     vd_status cs = vd_video_writer_close(g.writer, st == VD_OK);
     if (st == VD_OK)
         st = cs;
+    if (st == VD_OK && g.verbose)
+        report_memory(p);
     vd_pipeline_close(p);
     if (st != VD_OK)
         return vd_tool_fail(a.cmd, NULL);

@@ -21,6 +21,10 @@ bool vd_args_pipeline_option(vd_args *a, vd_pipeline_options *po, bool *ok)
         *ok = take_string(a, &po->tokenizer);
     else if (vd_args_is(a, "--device"))
         *ok = take_string(a, &po->device);
+    else if (vd_args_is(a, "--text-encoder-device"))
+        *ok = take_string(a, &po->text_encoder_device);
+    else if (vd_args_is(a, "--vae-device"))
+        *ok = take_string(a, &po->vae_device);
     else if (vd_args_is(a, "--allocation"))
         *ok = take_string(a, &po->allocation);
     else if (vd_args_is(a, "--threads")) {
@@ -28,6 +32,9 @@ bool vd_args_pipeline_option(vd_args *a, vd_pipeline_options *po, bool *ok)
         po->threads = (int)v;
     } else if (vd_args_is(a, "--release-text-encoder")) {
         po->release_text_encoder = 1;
+        *ok = true;
+    } else if (vd_args_is(a, "--release-dit-for-decode")) {
+        po->release_dit_for_decode = 1;
         *ok = true;
     } else
         return false;

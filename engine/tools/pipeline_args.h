@@ -1,6 +1,7 @@
 /* The options every generating command shares: what configures a pipeline
- * (--model --vae --text-encoder --tokenizer --device --allocation --threads
- * --release-text-encoder) and what configures a request (--prompt
+ * (--model --vae --text-encoder --tokenizer --device --text-encoder-device
+ * --vae-device --allocation --threads --release-text-encoder
+ * --release-dit-for-decode) and what configures a request (--prompt
  * --negative-prompt --width --height --frames --steps --shift --guidance
  * --sampler --seed). */
 #ifndef VD_TOOLS_PIPELINE_ARGS_H

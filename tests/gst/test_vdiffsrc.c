@@ -324,9 +324,10 @@ GST_START_TEST (test_properties)
   guint steps, frames, threads;
   gdouble guidance, shift;
   gint sampler, num_buffers;
-  gboolean live;
+  gboolean live, release_dit;
   const gchar *ready_props[] = { "model", "vae", "text-encoder", "tokenizer",
-    "frames", "device", "allocation", "threads", "release-text-encoder", "is-live"
+    "frames", "device", "text-encoder-device", "vae-device", "allocation",
+    "threads", "release-text-encoder", "release-dit-for-decode", "is-live"
   };
   guint i;
 
@@ -350,6 +351,23 @@ GST_START_TEST (test_properties)
   g_object_get (src, "model", &s, NULL);
   fail_unless (s == NULL);
   g_free (s);
+
+  /* The text encoder and the VAE follow the compute device unless set. */
+  g_object_get (src, "text-encoder-device", &s, NULL);
+  fail_unless (s == NULL);
+  g_free (s);
+  g_object_get (src, "vae-device", &s, NULL);
+  fail_unless (s == NULL);
+  g_free (s);
+  g_object_set (src, "vae-device", "cuda:1", NULL);
+  g_object_get (src, "vae-device", &s, NULL);
+  fail_unless_equals_string (s, "cuda:1");
+  g_free (s);
+  g_object_get (src, "release-dit-for-decode", &release_dit, NULL);
+  fail_unless (!release_dit);
+  gst_util_set_object_arg (G_OBJECT (src), "release-dit-for-decode", "true");
+  g_object_get (src, "release-dit-for-decode", &release_dit, NULL);
+  fail_unless (release_dit);
 
   /* A 64-bit seed survives. */
   g_object_set (src, "seed", G_MAXUINT64 - 1, NULL);
@@ -694,6 +712,58 @@ GST_START_TEST (test_seed_determinism)
 
 GST_END_TEST;
 
+/* A clip of seed 11 (RGB) from a vdiffsrc with @props set: name, value,
+ * ..., NULL. */
+static GPtrArray *
+clip_with (const gchar * const *props)
+{
+  GstHarness *h = harness_new ("video/x-raw,format=RGB,width=64,height=48");
+  GPtrArray *bufs;
+  guint i;
+
+  for (i = 0; props && props[i]; i += 2)
+    gst_util_set_object_arg (G_OBJECT (h->element), props[i], props[i + 1]);
+  g_object_set (h->element, "seed", (guint64) 11, NULL);
+  gst_harness_play (h);
+  bufs = harness_pull_clip (h, FRAMES);
+  gst_harness_teardown (h);
+  return bufs;
+}
+
+static void
+assert_clips_equal (GPtrArray * a, GPtrArray * b, const gchar * what)
+{
+  guint f;
+
+  fail_unless_equals_int (a->len, b->len);
+  for (f = 0; f < a->len; f++)
+    fail_unless (buffers_equal (g_ptr_array_index (a, f),
+            g_ptr_array_index (b, f)), "%s: frame %u differs", what, f);
+}
+
+GST_START_TEST (test_placement_same_frames)
+{
+  const gchar *const named[] = { "text-encoder-device", "cpu",
+    "vae-device", "cpu", NULL
+  };
+  const gchar *const released[] = { "release-dit-for-decode", "true",
+    "release-text-encoder", "true", "vae-device", "cpu", NULL
+  };
+  GPtrArray *want = clip_with (NULL);
+  GPtrArray *a = clip_with (named);
+  GPtrArray *b = clip_with (released);
+
+  /* Each model on the device it names; the CPU by name is the default. */
+  assert_clips_equal (a, want, "text-encoder-device=cpu vae-device=cpu");
+  /* The released models load again and compute the same frames. */
+  assert_clips_equal (b, want, "release-dit-for-decode");
+  g_ptr_array_unref (want);
+  g_ptr_array_unref (a);
+  g_ptr_array_unref (b);
+}
+
+GST_END_TEST;
+
 /* ------------------------------------------------------------------------ */
 /* Messages */
 
@@ -900,6 +970,21 @@ GST_START_TEST (test_error_bad_device)
 {
   expect_start_error ("device=gpu:0", GST_RESOURCE_ERROR,
       GST_RESOURCE_ERROR_SETTINGS, "gpu:0");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_error_bad_vae_device)
+{
+  /* Not a device: a settings error naming the property. */
+  expect_start_error ("vae-device=tpu", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "vae-device tpu");
+  expect_start_error ("text-encoder-device=tpu", GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_SETTINGS, "text-encoder-device tpu");
+  /* A GPU this build cannot have. */
+  if (!VDIFF_TEST_HAVE_CUDA)
+    expect_start_error ("vae-device=cuda:7", GST_LIBRARY_ERROR,
+        GST_LIBRARY_ERROR_INIT, "vae-device cuda:7");
 }
 
 GST_END_TEST;
@@ -1128,6 +1213,41 @@ GST_START_TEST (test_seek_to_start_regenerates)
 
 GST_END_TEST;
 
+GST_START_TEST (test_release_dit_regenerates)
+{
+  GstElement *pipeline = pipeline_new ("vdiffsrc release-dit-for-decode=true "
+      "frames=5 steps=2 ! video/x-raw,format=RGB,width=64,height=48 ! "
+      "appsink name=sink sync=false");
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  GstBuffer *clip1[FRAMES];
+  gint i;
+
+  /* The first clip frees the DiT before decoding; the second loads it
+   * again, with the same frames. */
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  for (i = 0; i < FRAMES; i++) {
+    clip1[i] = pull_buffer (sink);
+    fail_unless (clip1[i] != NULL);
+  }
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (sink), WAIT_TIMEOUT) == NULL);
+  fail_unless (gst_element_seek_simple (pipeline, GST_FORMAT_TIME,
+          GST_SEEK_FLAG_FLUSH, 0));
+  for (i = 0; i < FRAMES; i++) {
+    GstBuffer *buf = pull_buffer (sink);
+
+    fail_unless (buf != NULL, "no frame %d of the second clip", i);
+    fail_unless (buffers_equal (buf, clip1[i]), "frame %d differs", i);
+    gst_buffer_unref (buf);
+    gst_buffer_unref (clip1[i]);
+  }
+
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (pipeline);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_seek_mid_clip)
 {
   GstElement *pipeline = pipeline_new ("vdiffsrc frames=5 steps=2 ! "
@@ -1187,6 +1307,7 @@ vdiffsrc_suite (void)
   tcase_add_test (tc_data, test_seed_determinism);
   tcase_add_test (tc_data, test_progress_messages);
   tcase_add_test (tc_data, test_duration_query);
+  tcase_add_test (tc_data, test_placement_same_frames);
   suite_add_tcase (s, tc_data);
 
   tcase_set_timeout (tc_errors, 120);
@@ -1196,6 +1317,7 @@ vdiffsrc_suite (void)
   tcase_add_test (tc_errors, test_error_not_a_model);
   tcase_add_test (tc_errors, test_error_bad_allocation);
   tcase_add_test (tc_errors, test_error_bad_device);
+  tcase_add_test (tc_errors, test_error_bad_vae_device);
   tcase_add_test (tc_errors, test_error_cuda_in_cpu_build);
   tcase_add_test (tc_errors, test_error_bad_frames);
   suite_add_tcase (s, tc_errors);
@@ -1206,6 +1328,7 @@ vdiffsrc_suite (void)
   tcase_add_test (tc_life, test_two_sources);
   tcase_add_test (tc_life, test_two_pipelines);
   tcase_add_test (tc_life, test_seek_to_start_regenerates);
+  tcase_add_test (tc_life, test_release_dit_regenerates);
   tcase_add_test (tc_life, test_seek_mid_clip);
   suite_add_tcase (s, tc_life);
 

@@ -7,6 +7,7 @@
  *   opt.vae = "wan_2.1_vae.safetensors";
  *   opt.text_encoder = "umt5_xxl_fp8_e4m3fn_scaled.safetensors";
  *   opt.device = "cuda:0";                       // or "cpu"
+ *   opt.text_encoder_device = "cpu";             // optional: NULL = opt.device
  *   vd_pipeline *p;
  *   if (vd_pipeline_open(&opt, &p) != VD_OK) { fprintf(stderr, "%s\n", vd_last_error()); ... }
  *
@@ -48,19 +49,39 @@ typedef struct vd_pipeline_options {
     const char *text_encoder; /* umT5 checkpoint; needed for prompt strings */
     const char *tokenizer;    /* optional SentencePiece .model / tokenizer.json when the
                                  text encoder file carries none */
-    const char *device;       /* "cpu" (default), "cuda", "cuda:N" */
+    const char *device;       /* "cpu" (default), "cuda", "cuda:N": where the DiT computes,
+                                 and the other models unless they name their own */
+    const char *text_encoder_device; /* where the text encoder runs; NULL or "" = device */
+    const char *vae_device;   /* where the VAE decodes; NULL or "" = device */
     const char *allocation;   /* DisTorch2-style weight placement ("cuda:0,8gb;cpu,*");
                                  validated; NULL = everything on the compute device */
     int threads;              /* CPU worker threads; 0 = all cores */
     int release_text_encoder; /* non-zero: free the text encoder after each request's
                                  prompts are encoded (and load it again for the next),
                                  so the DiT gets its memory */
+    int release_dit_for_decode; /* non-zero: free the DiT (weights, cached activations and
+                                 the compute GPU's cached free memory) once a request's
+                                 sampling is done, before the VAE decodes, so the decode
+                                 gets that memory.  Cost: the DiT is read from its file
+                                 again for every request after the first (with an "auto"
+                                 allocation, measured again too); the frames do not
+                                 change.  Memory is freed only when no other pipeline of
+                                 the process shares the same DiT.  After a failed or
+                                 cancelled sampling the DiT stays loaded. */
 } vd_pipeline_options;
 
 vd_pipeline_options vd_pipeline_options_default(void);
 
 /* Load the models (shared with other pipelines of this process that name
- * the same files and device).  Errors name the file and what is wrong. */
+ * the same files and device).  Errors name the file and what is wrong; a
+ * device that is unknown or absent names its option ("vae_device cuda:7:
+ * ...").
+ *
+ * Each model lives on its own device (device, text_encoder_device,
+ * vae_device).  Data crosses between them through host memory: the text
+ * encoder's embeddings and the sampled latent come back to the host, and
+ * the VAE returns frames to the host, so any combination works (e.g. the
+ * text encoder on "cpu" and the DiT on "cuda:0", or the VAE on "cuda:1"). */
 vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out);
 void vd_pipeline_close(vd_pipeline *p);
 
@@ -90,6 +111,22 @@ typedef enum vd_stage {
 } vd_stage;
 
 const char *vd_stage_name(vd_stage stage); /* "encode", "sample", "decode", "done" */
+
+/* Memory of a CUDA device, as vdiff's allocator counts it. */
+typedef struct vd_device_memory {
+    char device[32];            /* "cuda:0" */
+    uint64_t in_use_bytes;      /* held by tensors now */
+    uint64_t cached_bytes;      /* freed, kept by the allocator for reuse */
+    uint64_t peak_bytes;        /* the most ever in use at once */
+    uint64_t free_bytes, total_bytes; /* the device's, as the driver reports them */
+} vd_device_memory;
+
+/* The memory of the device a stage runs on: VD_STAGE_ENCODE_TEXT the text
+ * encoder's, VD_STAGE_SAMPLE the DiT's, VD_STAGE_DECODE the VAE's.  The
+ * counters belong to the device, which every pipeline of the process that
+ * uses it shares; peak_bytes counts from when the process first opened it.
+ * A CPU device fails with VD_ERR_UNSUPPORTED (out->device is still set). */
+vd_status vd_pipeline_device_memory(const vd_pipeline *p, vd_stage stage, vd_device_memory *out);
 
 typedef struct vd_progress {
     vd_stage stage;
