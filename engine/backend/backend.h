@@ -94,6 +94,9 @@ typedef enum vd_binary_op { VD_BINARY_ADD = 0, VD_BINARY_MUL } vd_binary_op;
 
 typedef struct vd_backend_options {
     int threads;   /* CPU worker threads; 0 = number of online cores */
+    int fp8_gemm;  /* CUDA: 1 = run GEMMs with fp8 e4m3 weights as fp8 GEMMs (activations rounded to
+                      e4m3 too) where the GPU (sm_89+) and the shapes allow; 0 = bf16 GEMMs (default).
+                      The environment variable VD_FP8_GEMM=1/0 overrides it.  The CPU ignores it. */
 } vd_backend_options;
 
 /* Open a device by name: "cpu", "cuda" (= "cuda:0") or "cuda:N".  A CUDA

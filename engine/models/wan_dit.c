@@ -894,6 +894,9 @@ uint64_t vd_dit_activation_bytes(const vd_dit_config *c, int batch, int64_t fram
     const double Lp = ceil(L / 128.0) * 128.0, Lcp = ceil(Lc / 128.0) * 128.0;
     double mm = fmin(512 * mib, 2 * B * L * F) + fmin(64 * mib, 2 * F * D) + 4 * F;
     double attn = fmin(1024 * mib, 2 * B * D * (Lp + 2 * fmax(Lp, Lcp)));
+    /* cuDNN's fused attention (the preferred path where built): bf16 q, k,
+     * v and o in one uncapped block, plus its workspace */
+    attn = fmax(attn, 4 * B * D * (L + L) + 16 * mib);
     bytes += fmax(mm, attn);
     /* allocator size classes (≤ 1/16), cuBLASLt's workspace, slack */
     bytes = bytes * 17.0 / 16.0 + 32 * mib + 16 * mib;

@@ -3,11 +3,15 @@
  * mean time, the FLOPs of wan-spec.md §5.3 and the floor at a given GEMM
  * peak.  Not a test: run it on the GPU machine.
  *
- *   bench_dit_step MODEL DEVICE FRAMES HEIGHT WIDTH [REPEATS] [PEAK_TFLOPS]
- *   (pixel size: 81 480 832 for Wan's 480p default) */
+ *   bench_dit_step [--fp8-gemm] MODEL DEVICE FRAMES HEIGHT WIDTH [REPEATS] [PEAK_TFLOPS]
+ *   (pixel size: 81 480 832 for Wan's 480p default)
+ *
+ * --fp8-gemm opens the device with vd_backend_options.fp8_gemm: an fp8
+ * (e4m3) checkpoint's linear layers run as fp8 GEMMs on sm_89+ GPUs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "backend/backend.h"
@@ -24,8 +28,18 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
+    /* options first out of the way; the rest is positional */
+    int fp8_gemm = 0, nargs = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--fp8-gemm") == 0)
+            fp8_gemm = 1;
+        else
+            argv[nargs++] = argv[i];
+    }
+    argc = nargs;
     if (argc < 6) {
-        fprintf(stderr, "usage: bench_dit_step MODEL DEVICE FRAMES HEIGHT WIDTH [REPEATS] [PEAK_TFLOPS]\n");
+        fprintf(stderr,
+                "usage: bench_dit_step [--fp8-gemm] MODEL DEVICE FRAMES HEIGHT WIDTH [REPEATS] [PEAK_TFLOPS]\n");
         return 2;
     }
     const int frames = atoi(argv[3]), height = atoi(argv[4]), width = atoi(argv[5]);
@@ -34,7 +48,7 @@ int main(int argc, char **argv)
     vd_backend *be;
     vd_weights *w;
     vd_dit *dit;
-    vd_backend_options o = {0};
+    vd_backend_options o = {.fp8_gemm = fp8_gemm};
     if (vd_backend_open(argv[2], &o, &be) != VD_OK || vd_weights_open(argv[1], &w) != VD_OK) {
         fprintf(stderr, "%s\n", vd_last_error());
         return 1;
@@ -83,8 +97,8 @@ int main(int argc, char **argv)
             best = t;
     }
     double mean = sum / reps;
-    printf("model %s: dim %lld, %lld layers; %dx%dx%d -> %.0f tokens; load %.1f s\n", argv[1], (long long)c->dim,
-           (long long)c->layers, width, height, frames, L, t_load);
+    printf("model %s: dim %lld, %lld layers; %dx%dx%d -> %.0f tokens; load %.1f s%s\n", argv[1], (long long)c->dim,
+           (long long)c->layers, width, height, frames, L, t_load, fp8_gemm ? "; fp8 GEMMs requested" : "");
     printf("CFG step (batch 2) on %s: mean %.3f s, best %.3f s over %d; %.1f TFLOP (linear %.1f, self-attn %.1f, "
            "cross %.1f); %.0f TFLOP/s; floor at %.0f TFLOP/s: %.3f s; ratio to floor %.2f\n",
            argv[2], mean, best, reps, flops / 1e12, 2 * lin / 1e12, 2 * attn / 1e12, 2 * cross / 1e12,

@@ -15,8 +15,7 @@ O=${1:?usage: run_offload_sweep.sh OUT_DIR [BUILD_DIR]}
 B=${2:-build-gpu}
 M=${VD_BENCH_MODELS:-/tmp/vdiff-bench}
 mkdir -p "$O" "$M"
-[ -f "$B/build.ninja" ] || meson setup "$B" -Dcuda=enabled -Dgst=disabled -Dffmpeg=disabled >/dev/null
-ninja -C "$B" >/dev/null || exit 1
+. "$(dirname "$0")/gpu_build.sh"
 V=$B/engine/tools/vdiff
 f=$M/w14b_bf16.safetensors
 [ -f "$f" ] || "$V" mkmodel --arch wan21-t2v --preset 14b --dtype bf16 -o "$f" >/dev/null || exit 1

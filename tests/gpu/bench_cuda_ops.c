@@ -11,8 +11,17 @@
  *              output compared with the first kernel's (relative L2);
  *              and the fp32 kernel on the VAE's single 384-channel head
  *   conv3d     the VAE decoder's 3×3×3 convolution at 384 channels
+ *   fp8        the fp8 GEMM path (fp8 e4m3 weights, activations quantised
+ *              to e4m3 on the GPU, quantisation included) against the bf16
+ *              path at the 14B's sizes for a CFG batch (M = 2 × 32760
+ *              tokens): bf16 weights as a bf16 GEMM (the baseline), e4m3
+ *              weights through the bf16 path (decoded per call), and e4m3
+ *              weights as fp8 GEMMs with cuBLASLt's exact and fast
+ *              accumulation (VD_FP8_GEMM=1 / fast; a VD_FP8_GEMM set by the
+ *              caller picks one), each fp8 output compared with the bf16
+ *              path's on the same weights (relative L2 over 256 rows)
  *
- * usage: bench_cuda_ops [matmul] [attention] [conv]   (default: all) */
+ * usage: bench_cuda_ops [matmul] [attention] [conv] [fp8]   (default: all) */
 #include <cuda_runtime.h>
 #include <stdbool.h>
 
@@ -50,8 +59,8 @@ static vd_tensor rand_tensor(int ndim, const int64_t *shape, uint64_t seed, floa
     return t;
 }
 
-/* A weight [N, K] stored as `dtype`. */
-static vd_tensor weight(vd_dtype dtype, int64_t N, int64_t K, uint64_t seed)
+/* A weight [N, K] stored as `dtype`: values in [-gain, gain). */
+static vd_tensor weight_gain(vd_dtype dtype, int64_t N, int64_t K, uint64_t seed, float g)
 {
     int64_t s[2] = {N, K};
     vd_tensor probe;
@@ -61,7 +70,6 @@ static vd_tensor weight(vd_dtype dtype, int64_t N, int64_t K, uint64_t seed)
     if (!h || !raw)
         fail("host memory");
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    float g = 1.0f / sqrtf((float)K);
     for (int64_t i = 0; i < N * K; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         h[i] = g * ((float)(x >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
@@ -75,17 +83,23 @@ static vd_tensor weight(vd_dtype dtype, int64_t N, int64_t K, uint64_t seed)
     return t;
 }
 
+/* A weight [N, K] stored as `dtype`, values in ±1/√K. */
+static vd_tensor weight(vd_dtype dtype, int64_t N, int64_t K, uint64_t seed)
+{
+    return weight_gain(dtype, N, K, seed, 1.0f / sqrtf((float)K));
+}
+
 typedef vd_status (*op_fn)(void *arg);
 
-/* Milliseconds per call. */
-static double time_op(op_fn fn, void *arg, int warmup, int iters)
+/* Milliseconds per call of fn on be's stream. */
+static double time_op_on(vd_backend *be, op_fn fn, void *arg, int warmup, int iters)
 {
     for (int i = 0; i < warmup; i++)
         if (fn(arg) != VD_OK)
             fail("warm-up");
-    if (vd_backend_synchronize(gpu) != VD_OK)
+    if (vd_backend_synchronize(be) != VD_OK)
         fail("synchronize");
-    cudaStream_t s = (cudaStream_t)vd_backend_cuda_stream(gpu);
+    cudaStream_t s = (cudaStream_t)vd_backend_cuda_stream(be);
     cudaEvent_t a, b;
     cudaEventCreate(&a);
     cudaEventCreate(&b);
@@ -104,6 +118,8 @@ static double time_op(op_fn fn, void *arg, int warmup, int iters)
     cudaEventDestroy(b);
     return ms / iters;
 }
+
+static double time_op(op_fn fn, void *arg, int warmup, int iters) { return time_op_on(gpu, fn, arg, warmup, iters); }
 
 typedef struct mm_args {
     vd_tensor x, w, y;
@@ -129,6 +145,101 @@ static void bench_matmul(int64_t M, int64_t N, int64_t K, vd_dtype dtype)
            (long long)K, vd_dtype_name(dtype), ms, tflops);
     fflush(stdout);
     vd_tensor_release(&a.x), vd_tensor_release(&a.w), vd_tensor_release(&a.y);
+}
+
+/* ---- fp8 GEMMs ---- */
+
+typedef struct mm_on_args {
+    vd_backend *be;
+    const vd_tensor *x, *w;
+    vd_tensor *y;
+} mm_on_args;
+
+static vd_status run_matmul_on(void *p)
+{
+    mm_on_args *a = p;
+    return vd_op_matmul(a->be, a->x, a->w, NULL, a->y);
+}
+
+static const char *user_fp8; /* the caller's VD_FP8_GEMM */
+
+/* cuda:0 with VD_FP8_GEMM = env while it opens (NULL: unset). */
+static vd_backend *open_with_fp8(const char *env)
+{
+    if (env)
+        setenv("VD_FP8_GEMM", env, 1);
+    else
+        unsetenv("VD_FP8_GEMM");
+    vd_backend_options o = {.fp8_gemm = env != NULL};
+    vd_backend *be;
+    if (vd_backend_open("cuda:0", &o, &be) != VD_OK)
+        fail("opening cuda:0 for the fp8 GEMMs");
+    unsetenv("VD_FP8_GEMM");
+    return be;
+}
+
+/* The first `rows` rows of y (written by be). */
+static float *head_rows(vd_backend *be, const vd_tensor *y, int64_t rows)
+{
+    vd_tensor v;
+    if (vd_tensor_slice(y, 0, 0, rows, &v) != VD_OK)
+        fail("slicing y");
+    float *h = malloc((size_t)vd_tensor_nelem(&v) * sizeof *h);
+    if (!h || vd_tensor_download(be, &v, h, (size_t)vd_tensor_nelem(&v) * sizeof *h) != VD_OK)
+        fail("downloading y");
+    return h;
+}
+
+static void report_mm(const char *label, double ms, int64_t M, int64_t N, int64_t K, double base_ms)
+{
+    const double tflops = 2.0 * (double)M * (double)N * (double)K / (ms * 1e-3) / 1e12;
+    printf("  %-44s %8.3f ms  %7.1f TFLOP/s", label, ms, tflops);
+    if (base_ms > 0)
+        printf("  %.2fx the bf16 GEMM", base_ms / ms);
+}
+
+static void bench_fp8(int64_t M, int64_t N, int64_t K)
+{
+    printf("matmul %lld x %lld x %lld:\n", (long long)M, (long long)N, (long long)K);
+    fflush(stdout);
+    int64_t sx[2] = {M, K}, sy[2] = {M, N};
+    vd_tensor x = rand_tensor(2, sx, 1, 1.0f), y;
+    if (vd_tensor_alloc(gpu, VD_F32, 2, sy, &y) != VD_OK)
+        fail("y");
+    /* an fp8-scaled checkpoint's weight: e4m3 values over the format's range and a per-tensor scale */
+    vd_tensor w8 = weight_gain(VD_F8_E4M3, N, K, 2, 448.0f);
+    w8.scale = 1.0f / (448.0f * sqrtf((float)K));
+    vd_tensor wb = weight(VD_BF16, N, K, 2);
+    const int64_t head = M < 256 ? M : 256;
+
+    mm_on_args a = {gpu, &x, &wb, &y};
+    const double base = time_op_on(gpu, run_matmul_on, &a, 2, 10);
+    report_mm("bf16 weights, bf16 GEMM (baseline)", base, M, N, K, 0);
+    printf("\n");
+    a.w = &w8;
+    double ms = time_op_on(gpu, run_matmul_on, &a, 2, 10);
+    report_mm("e4m3 weights, bf16 path (decoded per call)", ms, M, N, K, base);
+    printf("\n");
+    fflush(stdout);
+    float *ref = head_rows(gpu, &y, head);
+
+    /* VD_FP8_GEMM values to time: the caller's, or exact and fast accumulation */
+    const char *envs[2] = {user_fp8 ? user_fp8 : "1", "fast"};
+    for (int v = 0; v < (user_fp8 ? 1 : 2); v++) {
+        vd_backend *be8 = open_with_fp8(envs[v]);
+        mm_on_args a8 = {be8, &x, &w8, &y};
+        ms = time_op_on(be8, run_matmul_on, &a8, 2, 10);
+        char label[96];
+        snprintf(label, sizeof label, "e4m3 weights, fp8 GEMM (VD_FP8_GEMM=%s)", envs[v]);
+        report_mm(label, ms, M, N, K, base);
+        float *got = head_rows(be8, &y, head);
+        printf("  rel L2 vs the bf16 path: %.2e\n", rel_l2(got, ref, head * N));
+        fflush(stdout);
+        free(got);
+        vd_backend_close(be8);
+    }
+    free(ref);
+    vd_tensor_release(&x), vd_tensor_release(&y), vd_tensor_release(&w8), vd_tensor_release(&wb);
 }
 
 typedef struct attn_args {
@@ -247,6 +358,13 @@ int main(int argc, char **argv)
 {
     user_kernel = getenv("VD_CUDA_ATTENTION");
     user_variant = getenv("VD_CUDA_FA2_VARIANT");
+    /* the main backend stays on the bf16 path; the fp8 section opens its own */
+    static char fp8_env[32];
+    if (getenv("VD_FP8_GEMM") && getenv("VD_FP8_GEMM")[0]) {
+        snprintf(fp8_env, sizeof fp8_env, "%s", getenv("VD_FP8_GEMM"));
+        user_fp8 = fp8_env;
+    }
+    unsetenv("VD_FP8_GEMM");
     vd_backend_options o = {0};
     if (vd_backend_open("cuda:0", &o, &gpu) != VD_OK) {
         printf("skipped: %s\n", vd_last_error());
@@ -271,6 +389,12 @@ int main(int argc, char **argv)
     }
     if (wanted(argc, argv, "conv"))
         bench_conv(384, 3, 60, 104);
+    if (wanted(argc, argv, "fp8")) {
+        /* the 14B's linear layers for a CFG batch of 2 × 32760 tokens */
+        bench_fp8(65520, 5120, 5120);  /* q, k, v, o */
+        bench_fp8(65520, 13824, 5120); /* ffn.0 */
+        bench_fp8(65520, 5120, 13824); /* ffn.2 */
+    }
     vd_cuda_memory_stats ms;
     if (vd_backend_cuda_memory(gpu, &ms) == VD_OK)
         printf("allocator peak: %.2f GiB\n", (double)ms.peak_bytes / (double)(1 << 30));

@@ -7,6 +7,9 @@
  *   bf16 paths (matmul, tensor-core attention)                      1e-2
  *   the tiny DiT and umT5 (bf16 GEMMs) vs the goldens               2e-2
  *   the tiny VAE (fp32 convolutions) vs the goldens                  1e-3
+ *   fp8 GEMMs (e4m3 weights and activations) vs the exact product    6e-2
+ *     (see FP8_BOUND); where the fp8 path declines, bit-identical to the
+ *     bf16 path
  *
  * Each group runs in its own child process (fork before any CUDA call), so
  * a fault that kills one CUDA context cannot hide the results of the other
@@ -27,6 +30,11 @@
 #include "models/wan_dit.h"
 #include "models/wan_vae.h"
 #include "test_util.h"
+#include "vd_config.h"
+
+#if VD_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
 
 #define GOLDEN VD_TEST_DATA_DIR "/golden/"
 
@@ -515,6 +523,179 @@ static void group_matmul_tiled(void)
     check_matmul(VD_Q4_K, 1.0f, 2, 700, 600, 512, VD_BF16, 4010);
     check_matmul(VD_F32, 0.5f, 2, 700, 600, 512, VD_DTYPE_COUNT, 4020);
     check_matmul(VD_F8_E4M3, 0.02f, 3, 3 * 300, 333, 256, VD_F32, 4030);
+}
+
+/* ---- fp8 GEMMs ------------------------------------------------------------------------- */
+
+/* fp8 e4m3 weights times activations rounded to e4m3 (one scale per row on
+ * sm_90, one per chunk elsewhere or under VD_FP8_GEMM=tensor), against the
+ * CPU's exact product of the dequantised weights.  e4m3 keeps 3 mantissa
+ * bits, so each activation's rounding error is uniform within half a step
+ * (1/16 of its binade); over K independent terms this gives the product a
+ * relative L2 error of 2.4-2.6e-2 (simulated in double precision for K =
+ * 1536..13824 and uniform, Gaussian, row-scaled and outlier-channel
+ * activations, per row and per tensor alike: e4m3's 2^15 normal range
+ * covers them all), about 1.8e-2 with these tests' bias.  The bound leaves
+ * a factor ~2.3 for the tensor cores' accumulation and the bias rounded to
+ * bf16 by the epilogue. */
+static const double FP8_BOUND = 6e-2;
+/* The bf16 path's error here is ~1.5e-3 (e4m3 weights are exact in bf16),
+ * the fp8 path's ~2e-2: an fp8 result this far from the bf16 one proves
+ * that the fp8 path ran. */
+static const double FP8_MIN_DIFF = 5e-3;
+
+/* Compute capability as major·10 + minor (0 without CUDA). */
+static int gpu_cc(void)
+{
+    int major = 0, minor = 0;
+#if VD_HAVE_CUDA
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) != cudaSuccess)
+        major = minor = 0;
+#endif
+    return major * 10 + minor;
+}
+
+/* cuda:0 with the fp8_gemm option, and VD_FP8_GEMM set to env (NULL:
+ * unset) while it opens. */
+static vd_backend *open_gpu_fp8(int fp8_gemm, const char *env)
+{
+    vd_backend_options o = {.threads = 2, .fp8_gemm = fp8_gemm};
+    if (env)
+        setenv("VD_FP8_GEMM", env, 1);
+    else
+        unsetenv("VD_FP8_GEMM");
+    vd_backend *be = NULL;
+    vd_status st = vd_backend_open("cuda:0", &o, &be);
+    unsetenv("VD_FP8_GEMM");
+    if (st != VD_OK)
+        die("opening cuda:0 for the fp8 GEMMs");
+    return be;
+}
+
+/* What the fp8 backend must do with a case. */
+typedef enum fp8_expect {
+    FP8_RUNS,     /* the fp8 path: within FP8_BOUND of the CPU, visibly not the bf16 result */
+    FP8_DECLINES, /* exactly the bf16 path's result */
+    FP8_EITHER,   /* one of the two (cuBLASLt may have no fp8 algorithm for the shape) */
+} fp8_expect;
+
+typedef struct fp8_case {
+    int64_t M, N, K;
+    vd_dtype bias_dt;  /* VD_DTYPE_COUNT: no bias */
+    fp8_expect expect; /* on a GPU with fp8 GEMMs (declines everywhere else) */
+    bool big;          /* only in the main group (the CPU reference takes seconds) */
+} fp8_case;
+
+static const fp8_case fp8_cases[] = {
+    {300, 1536, 1536, VD_F32, FP8_RUNS, false},
+    {1560, 8960, 1536, VD_DTYPE_COUNT, FP8_RUNS, false}, /* the 1.3B's ffn.0 */
+    {1024, 1536, 8960, VD_BF16, FP8_RUNS, false},        /* its ffn.2 */
+    {1, 1536, 1536, VD_F32, FP8_EITHER, false},          /* one row */
+    {4096, 5120, 5120, VD_F32, FP8_RUNS, true},          /* the 14B's attention projections */
+    {777, 13824, 5120, VD_DTYPE_COUNT, FP8_RUNS, true},  /* its ffn.0; rows not a multiple of 16 */
+    {513, 5120, 13824, VD_F32, FP8_RUNS, true},          /* its ffn.2 */
+    {300, 1000, 1536, VD_F32, FP8_DECLINES, false},      /* N % 16 != 0 */
+    {77, 256, 1000, VD_DTYPE_COUNT, FP8_DECLINES, false}, /* K % 16 != 0 */
+};
+
+/* y on the CPU, on the default GPU backend (the bf16 path, which must stay
+ * within BF16_BOUND) and on be8, checked as `expect` says. */
+static void check_matmul_fp8(vd_backend *be8, const char *label, const fp8_case *fc, fp8_expect expect,
+                             uint64_t seed)
+{
+    const int64_t M = fc->M, N = fc->N, K = fc->K, n = M * N;
+    int64_t sx[2] = {M, K}, sy[2] = {M, N}, sw[2] = {N, K}, sb[1] = {N};
+    pair x = pair_rand(seed, 2, sx, -1, 1), y = pair_raw(VD_F32, 2, sy, NULL);
+    /* an fp8-scaled checkpoint's weight: e4m3 values over the format's
+     * range and a per-tensor scale */
+    float *hw = random_floats(seed + 1, N * K, -448, 448);
+    pair w = pair_conv(VD_F8_E4M3, 2, sw, hw);
+    free(hw);
+    w.c.scale = w.g.scale = 1.7f / (448.0f * sqrtf((float)K));
+    set_name(&w, "blocks.0.ffn.0.weight");
+    const bool has_bias = fc->bias_dt != VD_DTYPE_COUNT;
+    pair b = {0};
+    if (has_bias) {
+        float *hb = random_floats(seed + 2, N, -1, 1);
+        b = pair_conv(fc->bias_dt, 1, sb, hb);
+        free(hb);
+    }
+    BOTH(vd_op_matmul(be, T(x), T(w), has_bias ? T(b) : NULL, T(y)));
+    /* be8 reads the default backend's device tensors (same GPU; every op
+     * synchronises under VD_CUDA_SYNC, and be8 is synchronised below) */
+    vd_tensor y8;
+    if (vd_tensor_alloc(be8, VD_F32, 2, sy, &y8) != VD_OK)
+        die("allocating the fp8 result");
+    CHECK_OK(vd_op_matmul(be8, &x.g, &w.g, has_bias ? &b.g : NULL, &y8));
+    CHECK_OK(vd_backend_synchronize(be8));
+    float *ref = download(cpu, &y.c), *r16 = download(gpu, &y.g), *r8 = download(be8, &y8);
+
+    char what[200];
+    snprintf(what, sizeof what, "%s [%lld,%lld,%lld]%s%s", label, (long long)M, (long long)N, (long long)K,
+             has_bias ? ", bias " : ", no bias", has_bias ? vd_dtype_name(fc->bias_dt) : "");
+    const bool same = memcmp(r8, r16, (size_t)n * sizeof *r8) == 0;
+    if (expect == FP8_EITHER)
+        expect = same ? FP8_DECLINES : FP8_RUNS;
+    if (expect == FP8_RUNS) {
+        double e8 = rel_l2(r8, ref, n), d = rel_l2(r8, r16, n);
+        report(what, isnan(e8) ? INFINITY : e8, FP8_BOUND, max_abs_diff(r8, ref, n));
+        const bool ran = d >= FP8_MIN_DIFF;
+        printf("    %.2e from the bf16 result%s\n", d, ran ? " (the fp8 path ran)" : ": the fp8 path did not run  FAIL");
+        if (!ran)
+            test_failures++;
+    } else {
+        char w2[260];
+        snprintf(w2, sizeof w2, "%s declined: == bf16 path", what);
+        report(w2, same ? 0.0 : fmax(rel_l2(r8, r16, n), 1e-30), 0.0, max_abs_diff(r8, r16, n));
+    }
+    const double e16 = rel_l2(r16, ref, n);
+    report("    the bf16 path (fp8_gemm off) vs the CPU", isnan(e16) ? INFINITY : e16, BF16_BOUND,
+           max_abs_diff(r16, ref, n));
+    free(ref), free(r16), free(r8);
+    vd_tensor_release(&y8);
+    pair_free(&x), pair_free(&y), pair_free(&w);
+    if (has_bias)
+        pair_free(&b);
+}
+
+/* The cases on a backend opened with fp8_gemm = 1 and VD_FP8_GEMM = env. */
+static void fp8_cases_on(const char *env, bool include_big)
+{
+    const int cc = gpu_cc();
+    const bool has_fp8 = cc >= 89;
+    if (!has_fp8)
+        printf("  sm_%d has no fp8 GEMMs (8.9+): the fp8 numerics are skipped; every case must decline\n", cc);
+    vd_backend *be8 = open_gpu_fp8(1, env);
+    for (size_t i = 0; i < sizeof fp8_cases / sizeof fp8_cases[0]; i++)
+        if (include_big || !fp8_cases[i].big)
+            check_matmul_fp8(be8, "matmul fp8", &fp8_cases[i], has_fp8 ? fp8_cases[i].expect : FP8_DECLINES,
+                             9000 + 10 * i);
+    vd_backend_close(be8);
+}
+
+/* fp8_gemm = 1 (the option), with the scaling the GPU picks; then the
+ * environment's override both ways. */
+static void group_matmul_fp8(void)
+{
+    fp8_cases_on(NULL, true);
+    const bool has_fp8 = gpu_cc() >= 89;
+    vd_backend *on = open_gpu_fp8(0, "1"), *off = open_gpu_fp8(1, "0");
+    check_matmul_fp8(on, "option 0, VD_FP8_GEMM=1:", &fp8_cases[0], has_fp8 ? FP8_RUNS : FP8_DECLINES, 9500);
+    check_matmul_fp8(off, "option 1, VD_FP8_GEMM=0:", &fp8_cases[0], FP8_DECLINES, 9510);
+    vd_backend_close(on);
+    vd_backend_close(off);
+}
+
+/* One activation scale per chunk (the sm_89 / sm_100 path), on any GPU. */
+static void group_matmul_fp8_tensor(void) { fp8_cases_on("tensor", false); }
+
+/* Run under VD_CUDA_SCRATCH_LIMIT=262144: several x chunks (a smaller last
+ * one), per row and per tensor. */
+static void group_matmul_fp8_tiled(void)
+{
+    fp8_cases_on(NULL, false);
+    fp8_cases_on("tensor", false);
 }
 
 /* ---- attention ------------------------------------------------------------------------ */
@@ -1018,6 +1199,9 @@ static const group groups[] = {
     {"matmul_dtypes", group_matmul_dtypes, NULL, NULL, NULL, NULL},
     {"matmul_shapes", group_matmul_shapes, NULL, NULL, NULL, NULL},
     {"matmul_tiled", group_matmul_tiled, "VD_CUDA_SCRATCH_LIMIT", "262144", NULL, NULL},
+    {"matmul_fp8", group_matmul_fp8, NULL, NULL, NULL, NULL},
+    {"matmul_fp8_tensor", group_matmul_fp8_tensor, NULL, NULL, NULL, NULL},
+    {"matmul_fp8_tiled", group_matmul_fp8_tiled, "VD_CUDA_SCRATCH_LIMIT", "262144", NULL, NULL},
     {"attention", group_attention, "VD_CUDA_ATTENTION", "fa2", NULL, NULL},
     {"attention_fa2_v1", group_attention_tc, "VD_CUDA_ATTENTION", "fa2", "VD_CUDA_FA2_VARIANT", "1"},
     {"attention_fa2_v2", group_attention_tc, "VD_CUDA_ATTENTION", "fa2", "VD_CUDA_FA2_VARIANT", "2"},
@@ -1086,6 +1270,8 @@ static int run_child(const group *g)
 int main(int argc, char **argv)
 {
     setenv("VD_CUDA_SYNC", "1", 0);
+    /* The bounds assume bf16 GEMMs; the fp8 groups open their own fp8 backends. */
+    unsetenv("VD_FP8_GEMM");
     /* Probe in a child: the parent never touches CUDA, so forking stays safe. */
     int probe = run_child(NULL);
     if (probe == 77)

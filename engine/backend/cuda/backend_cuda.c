@@ -11,7 +11,14 @@
  *   VD_CUDA_ATTENTION=f32   use the fp32 attention kernel for every head size
  *                           (a reference for the tensor-core kernel)
  *   VD_CUDA_SCRATCH_LIMIT=N cap the GEMM and im2col scratch tiles at N bytes
- *                           (tests: exercises the tiling on small shapes) */
+ *                           (tests: exercises the tiling on small shapes)
+ *   VD_FP8_GEMM=1|0|fast|tensor
+ *                           fp8 GEMMs for e4m3 weights on or off, whatever
+ *                           vd_backend_options.fp8_gemm says; "fast" turns
+ *                           them on with cuBLASLt's fast fp8 accumulation,
+ *                           "tensor" with one activation scale per chunk
+ *                           instead of per row on sm_90 (tests the path
+ *                           other GPUs take) */
 #include "backend/backend.h"
 
 #include <stdio.h>
@@ -221,7 +228,6 @@ static bool env_on(const char *name)
 
 vd_status vd_backend_cuda_new(int device, const vd_backend_options *opt, vd_backend **out)
 {
-    (void)opt;
     *out = NULL;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -296,6 +302,10 @@ vd_status vd_backend_cuda_new(int device, const vd_backend_options *opt, vd_back
     c->force_f32_attention = attn && strcmp(attn, "f32") == 0;
     const char *limit = getenv("VD_CUDA_SCRATCH_LIMIT");
     c->scratch_limit = limit ? strtoll(limit, NULL, 10) : 0;
+    const char *fp8 = getenv("VD_FP8_GEMM");
+    c->fp8_gemm = fp8 && fp8[0] ? strcmp(fp8, "0") != 0 : (opt && opt->fp8_gemm != 0);
+    c->fp8_fast_accum = fp8 && strcmp(fp8, "fast") == 0;
+    c->fp8_rowwise_off = fp8 && strcmp(fp8, "tensor") == 0;
     *out = be;
     return VD_OK;
 }

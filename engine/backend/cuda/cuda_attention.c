@@ -1,20 +1,39 @@
 /* Attention on CUDA.  Kernels, in order of preference:
+ *   cudnn cuDNN's fused flash attention (cuda_attention_cudnn.c), in builds
+ *         with cuDNN (VD_HAVE_CUDNN): q, k, v converted into bf16 scratch
+ *         copies, cuDNN's SDPA graph, the bf16 result converted back; for
+ *         calls without bias or kv_len, head sizes d == dv ∈ {64, 128}, on
+ *         sm_80+.  Its scratch, 4·B·H·d·(Lq + Lk) bytes, is one block (not
+ *         split into head passes, not capped by VD_CUDA_SCRATCH_LIMIT).
+ *         Where cuDNN cannot run a call (no engine for the shapes:
+ *         remembered, not retried; its scratch does not fit in GPU memory;
+ *         an old GPU or library), fa2 runs it, silently (VD_DEBUG=1 says
+ *         why).  The default where it applies.
  *   fa2   kernels/attention_fa2.cu: q, k, v converted once per call into bf16
  *         head-major scratch copies, then a FlashAttention-2-style kernel
  *         (cp.async double buffering, ldmatrix, mma.sync); head sizes
- *         d == dv ∈ {64, 128} on sm_80+.  The default.
+ *         d == dv ∈ {64, 128} on sm_80+.  The default without cuDNN, and
+ *         for bias and kv_len.
  *   mma   kernels/attention.cu's older bf16 tensor-core kernel (converts f32
  *         tiles itself; no scratch): same head sizes; used where fa2 cannot
  *         run (its scratch does not fit, an odd output address).
  *   f32   kernels/attention.cu's fp32 kernel: every other head size, and a
  *         reference.
  * Environment (read at each call, except f32):
+ *   VD_CUDA_ATTENTION=cudnn     cuDNN for every call it is meant for (no
+ *                               bias, no kv_len, d == dv ∈ {64, 128}) with
+ *                               no fallback: where it cannot run (or the
+ *                               build has no cuDNN), the op fails and says
+ *                               why; other calls run as by default
  *   VD_CUDA_ATTENTION=mma|f32   that kernel wherever it supports the shapes
  *                               (f32: read when the backend opens)
  *   VD_CUDA_ATTENTION=fa2       fa2 for d == dv ∈ {64, 128} with no fallback:
  *                               where it cannot run, the op fails and says
- *                               why (tests use it to know fa2 ran)
- *   VD_CUDA_FA2_VARIANT=0..3    the fa2 kernel's block shape (attention_fa2.h) */
+ *                               why (tests use it to know fa2 ran; cuDNN is
+ *                               skipped, so fa2 can be timed against it)
+ *   VD_CUDA_FA2_VARIANT=0..3    the fa2 kernel's block shape (attention_fa2.h)
+ *   VD_CUDNN_SDPA=unified       try cuDNN's single SDPA_FWD operation
+ *                               (cuDNN 9.13.1+) before the composite graph */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +41,10 @@
 #include "attention_fa2.h"
 #include "backend/cuda/cuda_internal.h"
 #include "core/error.h"
+#include "vd_config.h"
+#if VD_HAVE_CUDNN
+#include "backend/cuda/cuda_attention_cudnn.h"
+#endif
 
 /* The fa2 scratch (bf16 q, k, v) is split into passes over groups of heads
  * beyond this (VD_CUDA_SCRATCH_LIMIT lowers it): Wan 14B at 81 frames of
@@ -68,6 +91,35 @@ static vd_status attention_fa2(vd_backend *be, const vd_tensor *q, const vd_tens
     return cuda_op_result(be, err, "attention (bf16 FlashAttention-2 kernel)", "q", q, "k", k, "v", v);
 }
 
+/* The calls the cuDNN path is meant for (the others never try it). */
+static bool cudnn_meant_for(int64_t d, int64_t dv, const vd_tensor *bias, const int32_t *kv_len)
+{
+    return !bias && !kv_len && d == dv && (d == 64 || d == 128);
+}
+
+/* cuDNN's fused flash attention (a call it is meant for), or
+ * VD_ERR_UNSUPPORTED (no message) when fa2 should run the call; under
+ * VD_CUDA_ATTENTION=cudnn (forced) an error saying why instead. */
+static vd_status attention_cudnn(vd_backend *be, const vd_tensor *q, const vd_tensor *k, const vd_tensor *v,
+                                 float scale, vd_tensor *out, bool forced)
+{
+    const char *why = NULL;
+#if VD_HAVE_CUDNN
+    vd_status s = cuda_attention_cudnn(be, q, k, v, scale, out, &why);
+    if (s != VD_ERR_UNSUPPORTED || !forced)
+        return s;
+#else
+    (void)k, (void)scale, (void)out;
+    if (!forced)
+        return VD_ERR_UNSUPPORTED;
+    why = "this build has no cuDNN (configure with -Dcudnn=enabled, and -Dcudnn_root=DIR where cuDNN comes from "
+          "a pip wheel)";
+#endif
+    char dq[200];
+    return vd_error(VD_ERR_UNSUPPORTED, "%s: attention of %s: VD_CUDA_ATTENTION=cudnn, but cuDNN cannot run it: %s",
+                    be->name, cuda_describe("q", q, dq, sizeof dq), why ? why : "unknown reason");
+}
+
 vd_status cuda_attention(vd_backend *be, const vd_tensor *q, const vd_tensor *k, const vd_tensor *v, float scale,
                          const vd_tensor *bias, const int32_t *kv_len, vd_tensor *out)
 {
@@ -79,6 +131,12 @@ vd_status cuda_attention(vd_backend *be, const vd_tensor *q, const vd_tensor *k,
         return VD_OK;
     const char *sel = getenv("VD_CUDA_ATTENTION");
     const bool want_mma = sel && strcmp(sel, "mma") == 0, want_fa2 = sel && strcmp(sel, "fa2") == 0;
+    const bool want_cudnn = sel && strcmp(sel, "cudnn") == 0;
+    if (!c->force_f32_attention && !want_mma && !want_fa2 && Lk > 0 && cudnn_meant_for(d, dv, bias, kv_len)) {
+        vd_status s = attention_cudnn(be, q, k, v, scale, out, want_cudnn);
+        if (s != VD_ERR_UNSUPPORTED || want_cudnn)
+            return s;
+    }
     if (!c->force_f32_attention && !want_mma && Lk > 0 && d > 0) {
         const char *why = NULL;
         vd_status s = attention_fa2(be, q, k, v, scale, bias, kv_len, out, &why);

@@ -59,6 +59,12 @@ typedef struct cuda_ctx {
     bool force_f32_attention;     /* VD_CUDA_ATTENTION=f32 */
     int64_t scratch_limit;        /* VD_CUDA_SCRATCH_LIMIT=bytes: caps the GEMM and im2col scratch tiles
                                      (tests use it to exercise the tiling on small shapes); 0 = none */
+    bool fp8_gemm;                /* vd_backend_options.fp8_gemm, or VD_FP8_GEMM: fp8 GEMMs for e4m3
+                                     weights (cuda_matmul_fp8.c) */
+    bool fp8_fast_accum;          /* VD_FP8_GEMM=fast: cuBLASLt's fp8 fast accumulation (faster, less
+                                     exact: partial sums are not promoted to fp32 periodically) */
+    bool fp8_rowwise_off;         /* per-tensor fp8 activation scales even on sm_90: VD_FP8_GEMM=tensor,
+                                     or cuBLASLt refused per-row (outer-vector) scaling once */
     cuda_pool pool;
 } cuda_ctx;
 
@@ -122,6 +128,12 @@ int64_t cuda_row_bytes(vd_dtype dtype, int64_t cols);
 /* ---- ops ----------------------------------------------------------------------- */
 
 vd_status cuda_matmul(vd_backend *be, const vd_tensor *x, const vd_tensor *w, const vd_tensor *bias, vd_tensor *y);
+/* The fp8 path of cuda_matmul (cuda_matmul_fp8.c): y = x·(w·w.scale)ᵀ + bias for an e4m3 w as cuBLASLt
+ * fp8 GEMMs, when c->fp8_gemm is set and the GPU and the shapes allow.  bias: the f32 device bias or
+ * NULL.  Rows [0, *rows_done) of y are then computed (0, with nothing enqueued, when it declines);
+ * the caller runs the bf16 path for the rest. */
+vd_status cuda_matmul_fp8(vd_backend *be, const vd_tensor *x, const vd_tensor *w, const float *bias, vd_tensor *y,
+                          const char *shapes, int64_t *rows_done);
 vd_status cuda_get_rows(vd_backend *be, const vd_tensor *table, const vd_tensor *ids, vd_tensor *out);
 vd_status cuda_layernorm_modulate(vd_backend *be, const vd_tensor *x, float eps, const vd_tensor *weight,
                                   const vd_tensor *bias, const vd_tensor *shift, const vd_tensor *scale,

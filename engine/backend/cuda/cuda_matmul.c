@@ -12,11 +12,14 @@
  *   where cuBLASLt declines the epilogue.
  * - Row-major y = x·wᵀ is, in cuBLAS's column-major terms, yᵀ (N × M,
  *   ld N) = w (stored K × N, ld K, transposed) · xᵀ (K × M, ld K).
+ * - e4m3 weights run as fp8 GEMMs instead (cuda_matmul_fp8.c) when the
+ *   backend was opened with fp8_gemm and the GPU and shapes allow; the rows
+ *   that path declines come here.
  *
  * Performance ideas, not done yet: cache the bf16 copy of f32/f16 weights
  * (or run f16 weights as an f16 GEMM), cache matmul descriptors and
  * heuristics by shape, take bf16 activations straight from the producing
- * op, fp8 GEMMs on Hopper for fp8 weights. */
+ * op. */
 #include <stdio.h>
 
 #include "backend/cuda/cuda_internal.h"
@@ -167,14 +170,24 @@ vd_status cuda_matmul(vd_backend *be, const vd_tensor *x, const vd_tensor *w, co
         return cuda_op_result(be, err, "matmul", "x", x, "w", w, "y", y);
     }
 
+    /* The fp8 path computes rows [0, row0); the bf16 path the rest. */
+    int64_t row0 = 0;
+    if (c->fp8_gemm && w->dtype == VD_F8_E4M3) {
+        vd_status s8 = cuda_matmul_fp8(be, x, w, pb, y, shapes, &row0);
+        if (s8 != VD_OK || row0 == M) {
+            cuda_pool_free(be, b_owned);
+            return s8 != VD_OK ? s8 : cuda_op_result(be, 0, "matmul", "x", x, "w", w, "y", y);
+        }
+    }
+
     const bool direct = w->dtype == VD_BF16 && ((uintptr_t)w->data & 1) == 0;
     int64_t mt = cuda_scratch_bound(be, X_CHUNK_BYTES) / (2 * K);
     if (mt >= 64)
         mt = mt / 64 * 64;
     if (mt < 1)
         mt = 1;
-    if (mt > M)
-        mt = M;
+    if (mt > M - row0)
+        mt = M - row0;
     int64_t nt = N;
     if (!direct) {
         nt = cuda_scratch_bound(be, W_TILE_BYTES) / (2 * K);
@@ -203,7 +216,7 @@ vd_status cuda_matmul(vd_backend *be, const vd_tensor *x, const vd_tensor *w, co
                                        ws->ptr, c->stream);
         s = cuda_op_result(be, err, "matmul (decoding the weight)", "w", w, NULL, NULL, NULL, NULL);
     }
-    for (int64_t m0 = 0; s == VD_OK && m0 < M; m0 += mt) {
+    for (int64_t m0 = row0; s == VD_OK && m0 < M; m0 += mt) {
         const int64_t m = M - m0 < mt ? M - m0 : mt;
         int err = vd_cuda_f32_to_bf16((const float *)x->data + m0 * K, xs->ptr, m * K, c->stream);
         s = cuda_op_result(be, err, "matmul (x to bf16)", "x", x, NULL, NULL, NULL, NULL);
