@@ -36,7 +36,12 @@ static const char *const generate_help =
     "  --release-dit-for-decode  free the DiT before the VAE decodes (reloaded per clip)\n"
     "  -o, --output FILE      the video file\n"
     "  --quiet                no progress bar\n"
-    "  --verbose              also report the GPU memory vdiff's allocator used\n";
+    "  --verbose              also report the GPU memory vdiff's allocator used\n"
+    "\nEnvironment (CUDA devices):\n"
+    "  VD_FP8_GEMM=1          fp8 (e4m3) checkpoints run fp8 GEMMs on sm_89+ (about 1.6x faster\n"
+    "                         linear layers; activations rounded to e4m3 per row); default off\n"
+    "  VD_CUDA_ATTENTION=fa2  our own attention kernel instead of cuDNN's fused one\n"
+    "  VD_CUDA_CONV=im2col    our im2col convolutions instead of cuDNN's\n";
 
 /* One line per GPU the pipeline used: the most memory its tensors held at
  * once (since the device was opened), what they hold now and what the

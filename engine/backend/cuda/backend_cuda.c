@@ -18,7 +18,9 @@
  *                           them on with cuBLASLt's fast fp8 accumulation,
  *                           "tensor" with one activation scale per chunk
  *                           instead of per row on sm_90 (tests the path
- *                           other GPUs take) */
+ *                           other GPUs take)
+ * Read at each call: VD_CUDA_ATTENTION=cudnn|fa2|mma (cuda_attention.c) and
+ * VD_CUDA_CONV=cudnn|im2col (cuda_conv3d.c) pick those paths. */
 #include "backend/backend.h"
 
 #include <stdio.h>
