@@ -43,13 +43,14 @@ struct vd_pipeline {
     vd_backend *te_be, *vae_be; /* the text encoder's and the VAE's: cache references, the
                                   same object as `be` when they share its device */
     loaded_model *dit, *vae, *te;
-    char *dit_path;            /* to reload a released DiT */
+    char *dit_path;            /* to reload a released or re-planned DiT */
     char *te_path, *tok_path;  /* to reload a released text encoder */
     int release_te, release_dit;
     vd_dit_config dit_config;  /* kept, since the DiT may be released between requests */
     vd_pipeline_info info;
     vd_allocation allocation;
     char *allocation_text;     /* as given, for the DiT's cache key and messages */
+    int64_t plan_T, plan_h, plan_w; /* latent the DiT's placement was planned for; 0 = the default clip */
     uint64_t reserve_bytes;    /* VRAM the VAE and text encoder will take (auto's default budget) */
 };
 
@@ -149,6 +150,7 @@ typedef struct model_args {
     const char *alloc_text;
     uint64_t reserve_bytes;
     bool made;                   /* set by make_model: the model took backend_ref */
+    int64_t plan_T, plan_h, plan_w; /* the DiT's planned latent; 0 = the model's default clip */
 } model_args;
 
 static int meta_int(const vd_weights *w, const char *key, int fallback);
@@ -169,6 +171,8 @@ static vd_status load_dit(const model_args *a, vd_weights *w, vd_dit **out)
         .frames = (frames - 1) / 4 + 1, .height = height / 8, .width = width / 8, /* as resolve() */
         .reserve_bytes = a->reserve_bytes,
     };
+    if (a->plan_T > 0) /* re-planned for a larger request */
+        da.frames = a->plan_T, da.height = a->plan_h, da.width = a->plan_w;
     return vd_dit_load_with_allocation(a->be, w, &da, out);
 }
 
@@ -219,14 +223,16 @@ static vd_status acquire_model(vd_pipeline *p, load_kind kind, vd_backend *be, c
     char key[PATH_MAX * 2 + 640];
     /* the device is part of the key (one file on two devices is two loaded
      * models); a DiT placed by an allocation is a different loaded object */
-    snprintf(key, sizeof key, "%d|%s|%s|%s|%s", (int)kind, be->name, resolved, tokenizer ? tokenizer : "",
-             kind == LOAD_DIT && p->allocation.mode != VD_ALLOC_RESIDENT && p->allocation_text ? p->allocation_text
-                                                                                                : "");
+    const bool placed = kind == LOAD_DIT && p->allocation.mode != VD_ALLOC_RESIDENT && p->allocation_text;
+    snprintf(key, sizeof key, "%d|%s|%s|%s|%s|%lldx%lldx%lld", (int)kind, be->name, resolved, tokenizer ? tokenizer : "",
+             placed ? p->allocation_text : "", placed ? (long long)p->plan_T : 0LL,
+             placed ? (long long)p->plan_h : 0LL, placed ? (long long)p->plan_w : 0LL);
     /* each model keeps its own reference to the backend */
     void *be_ref;
     backend_args ba = {be->name, be->threads};
     VD_TRY(vd_cache_acquire(VD_CACHED_BACKEND, be->name, make_backend, &ba, free_backend, &be_ref));
-    model_args ma = {kind, path, tokenizer, be, be_ref, &p->allocation, p->allocation_text, p->reserve_bytes, false};
+    model_args ma = {kind, path, tokenizer, be, be_ref, &p->allocation, p->allocation_text, p->reserve_bytes, false,
+                     p->plan_T, p->plan_h, p->plan_w};
     vd_cached_kind ck = kind == LOAD_DIT ? VD_CACHED_DIT : (kind == LOAD_VAE ? VD_CACHED_VAE : VD_CACHED_TEXT_ENCODER);
     void *obj;
     vd_status st = vd_cache_acquire(ck, key, make_model, &ma, free_model, &obj);
@@ -430,11 +436,11 @@ vd_status vd_pipeline_open(const vd_pipeline_options *opt, vd_pipeline **out)
             st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
         p->release_te = opt->release_text_encoder;
     }
-    if (st == VD_OK && opt->release_dit_for_decode) {
+    if (st == VD_OK) { /* to reload a released or re-planned DiT */
         p->dit_path = strdup(opt->dit);
         if (!p->dit_path)
             st = vd_error(VD_ERR_OUT_OF_MEMORY, "out of memory");
-        p->release_dit = 1;
+        p->release_dit = opt->release_dit_for_decode != 0;
     }
     if (st != VD_OK) {
         vd_pipeline_close(p);
@@ -575,6 +581,20 @@ static vd_status reload_dit(vd_pipeline *p)
                         p->dit_path);
     }
     return VD_OK;
+}
+
+/* Whether the request's latent needs more activation memory than the one
+ * the placed DiT was planned for (the model's default clip, or the largest
+ * request since). */
+static bool needs_replan(const vd_pipeline *p, const resolved *r)
+{
+    if (p->allocation.mode == VD_ALLOC_RESIDENT || !p->allocation_text)
+        return false;
+    int64_t T = p->plan_T, h = p->plan_h, w = p->plan_w;
+    if (T <= 0) /* the default clip, as load_dit plans it */
+        T = (p->info.frames - 1) / 4 + 1, h = p->info.height / 8, w = p->info.width / 8;
+    return vd_dit_activation_bytes(&p->dit_config, 2, r->T, r->h, r->w) >
+           vd_dit_activation_bytes(&p->dit_config, 2, T, h, w);
 }
 
 /* One prompt through the (loaded) text encoder. */
@@ -762,10 +782,28 @@ vd_status vd_pipeline_generate(vd_pipeline *p, const vd_request_params *rq, vd_r
     }
     if (st == VD_OK && req && atomic_load(&req->cancelled))
         st = vd_error(VD_ERR_CANCELLED, "generation cancelled before sampling");
+    /* A placed DiT planned for a smaller clip is planned again for this
+     * one: its activations would not fit the budget the plan kept. */
+    int64_t old_T = p->plan_T, old_h = p->plan_h, old_w = p->plan_w;
+    const bool replan = st == VD_OK && needs_replan(p, r);
+    if (replan) {
+        if (p->dit) {
+            vd_cache_release(p->dit);
+            p->dit = NULL;
+            trim_device(p->be);
+        }
+        p->plan_T = r->T, p->plan_h = r->h, p->plan_w = r->w;
+    }
     /* A DiT released for the previous decode comes back for this request's
      * sampling, after the text encoder has left. */
     if (st == VD_OK && !p->dit)
         st = reload_dit(p);
+    if (replan && st != VD_OK) {
+        /* this clip cannot be placed: the next request gets the old plan back */
+        p->plan_T = old_T, p->plan_h = old_h, p->plan_w = old_w;
+        st = vd_error_context(st, "placing the DiT for a %dx%d, %d-frame clip (larger than it was planned for): ",
+                              r->width, r->height, r->frames);
+    }
     if (st == VD_OK) {
         pthread_mutex_lock(&p->dit->lock);
         st = vd_dit_embed_text(p->dit->dit, ctx, rows, &tc);

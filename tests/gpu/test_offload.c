@@ -33,6 +33,10 @@
  *                prediction from the measured block time and link speed
  *   pipeline     vd_pipeline with allocation "cuda:0,<small>;cpu,*" and
  *                "auto": the same latent as without an allocation
+ *   replan       "auto,<budget>" sized for a 1280×720×81 clip: a request
+ *                that large (the plan was made for the default 832×480×81)
+ *                is planned again, so sampling stays within the budget
+ *                (+5 %), and its latent equals the resident pipeline's
  *
  *   test_offload [GROUP...] runs only the named groups. */
 #include <stdatomic.h>
@@ -806,11 +810,94 @@ typedef struct group {
     void (*fn)(void);
 } group;
 
+typedef struct replan_probe {
+    vd_pipeline *p;
+    vd_device_memory at_decode; /* the DiT device's counters when decoding began */
+    bool seen;
+} replan_probe;
+
+static void replan_progress(void *user, const vd_progress *pr)
+{
+    replan_probe *b = user;
+    if (pr->stage == VD_STAGE_DECODE && !b->seen)
+        b->seen = vd_pipeline_device_memory(b->p, VD_STAGE_SAMPLE, &b->at_decode) == VD_OK;
+}
+
+static void group_replan(void)
+{
+    const int width = 1280, height = 720, frames = 81, steps = 2;
+    const int64_t T = (frames - 1) / 4 + 1, h = height / 8, w = width / 8;
+    vd_weights *wt;
+    vd_arch_info ai;
+    vd_pack_layout *l;
+    if (vd_weights_open(small_path[1], &wt) != VD_OK || vd_arch_detect(wt, &ai) != VD_OK ||
+        vd_dit_layout(wt, &l) != VD_OK)
+        die("opening a test model");
+    /* room for the stem, a ring of 2 and this clip's activations, not for
+     * every block beside them */
+    const uint64_t act = vd_dit_activation_bytes(&ai.dit, 2, T, h, w);
+    const uint64_t budget = l->units[0].bytes + 2 * l->units[1].bytes + act + l->units[1].bytes / 2;
+    vd_pack_layout_free(l);
+    vd_weights_close(wt);
+    char alloc[64];
+    snprintf(alloc, sizeof alloc, "auto,%llub", (unsigned long long)budget);
+    float *ctx = random_floats(73, CTX_ROWS * ai.dit.text_dim, -1, 1);
+    float *neg = random_floats(74, CTX_ROWS * ai.dit.text_dim, -1, 1);
+    const char *allocs[2] = {alloc, NULL};
+    float *latent[2] = {NULL, NULL};
+    int64_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        vd_pipeline_options po = vd_pipeline_options_default();
+        po.dit = small_path[1];
+        po.vae = GOLDEN "vae_tiny_f32.safetensors";
+        po.device = "cuda:0";
+        po.allocation = allocs[i];
+        vd_pipeline *p;
+        if (vd_pipeline_open(&po, &p) != VD_OK) {
+            printf("  %s: OPEN FAILED: %s\n", allocs[i] ? allocs[i] : "resident", vd_last_error());
+            test_failures++;
+            continue;
+        }
+        replan_probe probe = {.p = p};
+        vd_request_params rq = vd_request_params_default();
+        rq.context = ctx, rq.context_rows = CTX_ROWS;
+        rq.negative_context = neg, rq.negative_rows = CTX_ROWS;
+        rq.width = width, rq.height = height, rq.frames = frames, rq.steps = steps, rq.seed = 9;
+        rq.on_progress = replan_progress, rq.user = &probe;
+        int64_t shape[4];
+        vd_pipeline_latent_shape(p, &rq, shape);
+        n = shape[0] * shape[1] * shape[2] * shape[3];
+        latent[i] = malloc((size_t)n * sizeof(float));
+        rq.latent_out = latent[i];
+        if (vd_pipeline_generate(p, &rq, NULL) != VD_OK) {
+            printf("  %s: GENERATE FAILED: %s\n", allocs[i] ? allocs[i] : "resident", vd_last_error());
+            test_failures++;
+        } else if (i == 0) {
+            const double peak = probe.seen ? (double)probe.at_decode.peak_bytes : 0;
+            const bool within = probe.seen && peak <= 1.05 * (double)budget;
+            printf("  %s (activations %.1f MB at %dx%dx%d): sampling peak %.1f MB %s the budget + 5%%\n", alloc,
+                   act / 1e6, width, height, frames, peak / 1e6, within ? "within" : "ABOVE");
+            if (!within)
+                test_failures++;
+        } else {
+            const bool same = latent[0] && memcmp(latent[0], latent[1], (size_t)n * sizeof(float)) == 0;
+            printf("  re-planned latent %s the resident pipeline's\n", same ? "bit-identical to" : "DIFFERS from");
+            if (!same)
+                test_failures++;
+        }
+        vd_pipeline_close(p);
+    }
+    free(latent[0]);
+    free(latent[1]);
+    free(ctx);
+    free(neg);
+}
+
 static const group groups[] = {
     {"machine", group_machine},   {"determinism", group_determinism}, {"placements", group_placements},
     {"slow-links", group_slow_links}, {"budget", group_budget},       {"pinned", group_pinned},
     {"no-peer", group_no_peer},   {"simulate", group_simulate},       {"links", group_links},
-    {"overlap", group_overlap},   {"pipeline", group_pipeline},
+    {"overlap", group_overlap},   {"pipeline", group_pipeline},       {"replan", group_replan},
 };
 
 static bool wanted(const char *name, int argc, char **argv)

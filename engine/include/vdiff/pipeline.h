@@ -53,8 +53,11 @@ typedef struct vd_pipeline_options {
                                  and the other models unless they name their own */
     const char *text_encoder_device; /* where the text encoder runs; NULL or "" = device */
     const char *vae_device;   /* where the VAE decodes; NULL or "" = device */
-    const char *allocation;   /* DisTorch2-style weight placement ("cuda:0,8gb;cpu,*");
-                                 validated; NULL = everything on the compute device */
+    const char *allocation;   /* DisTorch2-style weight placement ("cuda:0,8gb;cpu,*",
+                                 "auto,12gb"); validated; NULL = everything on the compute
+                                 device.  Planned for the model's default clip; a request
+                                 needing more activation memory re-plans (and reloads) the
+                                 DiT for its size, kept for later requests */
     int threads;              /* CPU worker threads; 0 = all cores */
     int release_text_encoder; /* non-zero: free the text encoder after each request's
                                  prompts are encoded (and load it again for the next),
