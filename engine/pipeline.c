@@ -155,6 +155,21 @@ typedef struct model_args {
 
 static int meta_int(const vd_weights *w, const char *key, int fallback);
 
+/* The clip a DiT makes by default: Wan's published size, or what the
+ * checkpoint's metadata states (vdiff mkmodel writes small ones). */
+static void default_clip(const vd_weights *w, bool ti2v, int *width, int *height, int *frames)
+{
+    *width = meta_int(w, "vdiff.default_width", ti2v ? 1280 : 832);
+    *height = meta_int(w, "vdiff.default_height", ti2v ? 704 : 480);
+    *frames = meta_int(w, "vdiff.default_frames", ti2v ? 121 : 81);
+}
+
+/* The latent of a clip, as the DiT's placement is planned for it (as resolve()). */
+static void clip_latent(int width, int height, int frames, int64_t *T, int64_t *h, int64_t *w)
+{
+    *T = (frames - 1) / 4 + 1, *h = height / 8, *w = width / 8;
+}
+
 /* The DiT's placement, planned for the model's default clip size (the size
  * of a request is not known when the model loads). */
 static vd_status load_dit(const model_args *a, vd_weights *w, vd_dit **out)
@@ -163,14 +178,10 @@ static vd_status load_dit(const model_args *a, vd_weights *w, vd_dit **out)
         return vd_dit_load(a->be, w, out);
     vd_arch_info ai;
     bool ti2v = vd_arch_detect(w, &ai) == VD_OK && ai.arch == VD_ARCH_WAN_DIT && ai.dit.variant == VD_DIT_TI2V22;
-    const int width = meta_int(w, "vdiff.default_width", ti2v ? 1280 : 832);
-    const int height = meta_int(w, "vdiff.default_height", ti2v ? 704 : 480);
-    const int frames = meta_int(w, "vdiff.default_frames", ti2v ? 121 : 81);
-    vd_dit_allocation da = {
-        .alloc = a->alloc, .text = a->alloc_text,
-        .frames = (frames - 1) / 4 + 1, .height = height / 8, .width = width / 8, /* as resolve() */
-        .reserve_bytes = a->reserve_bytes,
-    };
+    int width, height, frames;
+    default_clip(w, ti2v, &width, &height, &frames);
+    vd_dit_allocation da = {.alloc = a->alloc, .text = a->alloc_text, .reserve_bytes = a->reserve_bytes};
+    clip_latent(width, height, frames, &da.frames, &da.height, &da.width);
     if (a->plan_T > 0) /* re-planned for a larger request */
         da.frames = a->plan_T, da.height = a->plan_h, da.width = a->plan_w;
     return vd_dit_load_with_allocation(a->be, w, &da, out);
@@ -325,9 +336,7 @@ static void fill_info(vd_pipeline *p)
         i->dit_params = ai.params;
     }
     bool ti2v = c->variant == VD_DIT_TI2V22;
-    i->width = meta_int(p->dit->weights, "vdiff.default_width", ti2v ? 1280 : 832);
-    i->height = meta_int(p->dit->weights, "vdiff.default_height", ti2v ? 704 : 480);
-    i->frames = meta_int(p->dit->weights, "vdiff.default_frames", ti2v ? 121 : 81);
+    default_clip(p->dit->weights, ti2v, &i->width, &i->height, &i->frames);
     i->fps = meta_int(p->dit->weights, "vdiff.default_fps", ti2v ? 24 : 16);
     i->steps = meta_int(p->dit->weights, "vdiff.default_steps", 50);
     i->shift = 5.0;
@@ -592,7 +601,7 @@ static bool needs_replan(const vd_pipeline *p, const resolved *r)
         return false;
     int64_t T = p->plan_T, h = p->plan_h, w = p->plan_w;
     if (T <= 0) /* the default clip, as load_dit plans it */
-        T = (p->info.frames - 1) / 4 + 1, h = p->info.height / 8, w = p->info.width / 8;
+        clip_latent(p->info.width, p->info.height, p->info.frames, &T, &h, &w);
     return vd_dit_activation_bytes(&p->dit_config, 2, r->T, r->h, r->w) >
            vd_dit_activation_bytes(&p->dit_config, 2, T, h, w);
 }

@@ -24,6 +24,9 @@ int vd_cuda_dequant_rows(int dtype, const void *src, int64_t row_bytes, const in
 /* dst[i] = bf16(src[i]) (round to nearest even), i < n. */
 int vd_cuda_f32_to_bf16(const float *src, void *dst, int64_t n, void *stream);
 
+/* dst[i] = f32(src[i]) (exact), i < n; src holds n bf16 values. */
+int vd_cuda_bf16_to_f32(const void *src, float *dst, int64_t n, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

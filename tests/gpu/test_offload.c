@@ -731,6 +731,24 @@ static void group_overlap(void)
     vd_backend_close(be);
 }
 
+/* A pipeline of the small bf16 model and the tiny VAE on cuda:0 with this
+ * allocation (NULL: resident), or NULL and a counted failure. */
+static vd_pipeline *open_small_pipeline(const char *allocation)
+{
+    vd_pipeline_options po = vd_pipeline_options_default();
+    po.dit = small_path[1];
+    po.vae = GOLDEN "vae_tiny_f32.safetensors";
+    po.device = "cuda:0";
+    po.allocation = allocation;
+    vd_pipeline *p;
+    if (vd_pipeline_open(&po, &p) != VD_OK) {
+        printf("  allocation %-20s OPEN FAILED: %s\n", allocation ? allocation : "(none)", vd_last_error());
+        test_failures++;
+        return NULL;
+    }
+    return p;
+}
+
 static void group_pipeline(void)
 {
     const int width = 64, height = 64, frames = 5, steps = 3;
@@ -745,17 +763,9 @@ static void group_pipeline(void)
     float *ctx = random_floats(71, CTX_ROWS * ai.dit.text_dim, -1, 1);
     float *neg = random_floats(72, CTX_ROWS * ai.dit.text_dim, -1, 1);
     for (int i = 0; i < 3; i++) {
-        vd_pipeline_options po = vd_pipeline_options_default();
-        po.dit = small_path[1];
-        po.vae = GOLDEN "vae_tiny_f32.safetensors";
-        po.device = "cuda:0";
-        po.allocation = allocs[i];
-        vd_pipeline *p;
-        if (vd_pipeline_open(&po, &p) != VD_OK) {
-            printf("  allocation %-20s OPEN FAILED: %s\n", allocs[i] ? allocs[i] : "(none)", vd_last_error());
-            test_failures++;
+        vd_pipeline *p = open_small_pipeline(allocs[i]);
+        if (!p)
             continue;
-        }
         vd_request_params rq = vd_request_params_default();
         rq.context = ctx;
         rq.context_rows = CTX_ROWS;
@@ -847,17 +857,9 @@ static void group_replan(void)
     float *latent[2] = {NULL, NULL};
     int64_t n = 0;
     for (int i = 0; i < 2; i++) {
-        vd_pipeline_options po = vd_pipeline_options_default();
-        po.dit = small_path[1];
-        po.vae = GOLDEN "vae_tiny_f32.safetensors";
-        po.device = "cuda:0";
-        po.allocation = allocs[i];
-        vd_pipeline *p;
-        if (vd_pipeline_open(&po, &p) != VD_OK) {
-            printf("  %s: OPEN FAILED: %s\n", allocs[i] ? allocs[i] : "resident", vd_last_error());
-            test_failures++;
+        vd_pipeline *p = open_small_pipeline(allocs[i]);
+        if (!p)
             continue;
-        }
         replan_probe probe = {.p = p};
         vd_request_params rq = vd_request_params_default();
         rq.context = ctx, rq.context_rows = CTX_ROWS;

@@ -47,7 +47,6 @@
 
 #include "backend/cuda/cuda_attention_cudnn.h"
 #include "backend/cuda/cuda_internal.h"
-#include "bf16_convert.h"
 #include "core/error.h"
 #include "dequant.h"
 
